@@ -1,0 +1,236 @@
+//! BatchWriteItem and BatchGetItem with the limits DynamoDB enforces (25 writes, 100 keys),
+//! bounded concurrency, and retries of unprocessed items with jittered exponential backoff.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, WriteRequest};
+use futures::stream::{self, StreamExt};
+
+use super::items::{Item, primary_key_of};
+use super::sdk_error;
+use crate::ports::StoreError;
+
+pub const MAX_BATCH_WRITE: usize = 25;
+pub const MAX_BATCH_GET: usize = 100;
+/// Attempts per chunk, the first included: enough to ride out a short throttling burst
+/// while keeping a request well inside an API Gateway timeout.
+const MAX_ATTEMPTS: u32 = 6;
+const BASE_BACKOFF: Duration = Duration::from_millis(25);
+const MAX_BACKOFF: Duration = Duration::from_millis(800);
+/// Chunks in flight at once; enough to hide round trips without bursting one partition.
+pub const CHUNK_CONCURRENCY: usize = 4;
+
+/// "Full jitter" backoff: a random wait up to the exponential bound spreads retries
+/// of concurrent clients instead of synchronising them.
+pub fn backoff(attempt: u32) -> Duration {
+    let bound = BASE_BACKOFF
+        .saturating_mul(1 << attempt.min(10))
+        .min(MAX_BACKOFF);
+    let jitter = uuid::Uuid::new_v4().as_u128() as u64 % (bound.as_millis() as u64 + 1);
+    Duration::from_millis(jitter)
+}
+
+/// A write request with the caller's tag, so failures can be reported per owner.
+pub struct TaggedWrite<T> {
+    pub tag: T,
+    pub request: WriteRequest,
+}
+
+type KeyOf = (String, String);
+
+fn key_of_request(request: &WriteRequest) -> Option<KeyOf> {
+    if let Some(put) = request.put_request() {
+        primary_key_of(put.item())
+    } else {
+        request
+            .delete_request()
+            .and_then(|delete| primary_key_of(delete.key()))
+    }
+}
+
+/// Writes every request; returns the tags of those that still failed after all retries.
+/// Requests with the same primary key are written once (DynamoDB rejects a batch that
+/// names one key twice).
+pub async fn write_all<T: Clone + Send + Sync>(
+    client: &Client,
+    table: &str,
+    writes: Vec<TaggedWrite<T>>,
+) -> Result<Vec<T>, StoreError> {
+    let mut seen = HashMap::new();
+    let mut unique = Vec::with_capacity(writes.len());
+    for write in writes {
+        let key = key_of_request(&write.request)
+            .ok_or_else(|| StoreError::Unavailable("write request without a primary key".into()))?;
+        if seen.insert(key, ()).is_none() {
+            unique.push(write);
+        }
+    }
+    let chunks: Vec<Vec<TaggedWrite<T>>> = chunked(unique, MAX_BATCH_WRITE);
+    let results: Vec<Result<Vec<T>, StoreError>> = stream::iter(chunks)
+        .map(|chunk| write_chunk(client, table, chunk))
+        .buffer_unordered(CHUNK_CONCURRENCY)
+        .collect()
+        .await;
+    let mut failed = Vec::new();
+    for result in results {
+        failed.extend(result?);
+    }
+    Ok(failed)
+}
+
+fn chunked<V>(values: Vec<V>, size: usize) -> Vec<Vec<V>> {
+    let mut chunks = Vec::with_capacity(values.len().div_ceil(size));
+    let mut iter = values.into_iter().peekable();
+    while iter.peek().is_some() {
+        chunks.push(iter.by_ref().take(size).collect());
+    }
+    chunks
+}
+
+async fn write_chunk<T: Clone>(
+    client: &Client,
+    table: &str,
+    chunk: Vec<TaggedWrite<T>>,
+) -> Result<Vec<T>, StoreError> {
+    let mut tags: HashMap<KeyOf, T> = HashMap::with_capacity(chunk.len());
+    let mut pending: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
+    for write in chunk {
+        if let Some(key) = key_of_request(&write.request) {
+            tags.insert(key, write.tag);
+            pending.push(write.request);
+        }
+    }
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        let response = client
+            .batch_write_item()
+            .request_items(table, pending.clone())
+            .send()
+            .await;
+        match response {
+            Ok(output) => {
+                pending = output
+                    .unprocessed_items
+                    .and_then(|mut map| map.remove(table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    return Ok(Vec::new());
+                }
+            }
+            Err(error) => {
+                let error = sdk_error(error);
+                // Throttling and transient faults are retried like unprocessed items;
+                // anything else (a malformed request) will not get better.
+                if !matches!(error, StoreError::Throttled(_)) {
+                    tracing::warn!(%error, items = pending.len(), "batch write failed");
+                    break;
+                }
+            }
+        }
+    }
+    tracing::warn!(
+        items = pending.len(),
+        "batch write items left unprocessed after retries"
+    );
+    Ok(pending
+        .iter()
+        .filter_map(key_of_request)
+        .filter_map(|key| tags.get(&key).cloned())
+        .collect())
+}
+
+/// Reads items by primary key; missing items are simply absent from the result.
+pub async fn get_all(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    consistent: bool,
+) -> Result<Vec<Item>, StoreError> {
+    let results: Vec<Result<Vec<Item>, StoreError>> = stream::iter(chunked(keys, MAX_BATCH_GET))
+        .map(|chunk| get_chunk(client, table, chunk, consistent))
+        .buffer_unordered(CHUNK_CONCURRENCY)
+        .collect()
+        .await;
+    let mut items = Vec::new();
+    for result in results {
+        items.extend(result?);
+    }
+    Ok(items)
+}
+
+async fn get_chunk(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    consistent: bool,
+) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::with_capacity(keys.len());
+    let mut pending = Some(
+        KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(consistent)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+    );
+    let mut attempt = 0;
+    while let Some(request) = pending.take() {
+        if attempt > 0 {
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        if attempt == MAX_ATTEMPTS {
+            return Err(StoreError::Throttled(
+                "batch get keys left unprocessed after retries".into(),
+            ));
+        }
+        attempt += 1;
+        let output = match client
+            .batch_get_item()
+            .request_items(table, request.clone())
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error) => match sdk_error(error) {
+                StoreError::Throttled(_) => {
+                    pending = Some(request);
+                    continue;
+                }
+                other => return Err(other),
+            },
+        };
+        if let Some(mut responses) = output.responses {
+            items.extend(responses.remove(table).unwrap_or_default());
+        }
+        pending = output
+            .unprocessed_keys
+            .and_then(|mut map| map.remove(table))
+            .filter(|remaining| !remaining.keys().is_empty());
+    }
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_respect_the_limit() {
+        let chunks = chunked((0..60).collect(), MAX_BATCH_WRITE);
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![25, 25, 10]
+        );
+        assert!(chunked(Vec::<u8>::new(), 25).is_empty());
+    }
+
+    #[test]
+    fn backoff_stays_within_bounds() {
+        for attempt in 0..20 {
+            assert!(backoff(attempt) <= MAX_BACKOFF);
+        }
+    }
+}

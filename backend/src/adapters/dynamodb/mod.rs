@@ -1,0 +1,562 @@
+//! The graph store on one DynamoDB table (see `docs/table-design.md`).
+
+mod batch;
+pub mod items;
+pub mod keys;
+pub mod schema;
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, PutRequest, TransactWriteItem,
+    WriteRequest,
+};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use self::batch::{CHUNK_CONCURRENCY, TaggedWrite};
+use self::items::{Item, entity_of};
+use self::schema::SCHEMA;
+use crate::domain::{Edge, Node, NodeId, UserId};
+use crate::ports::{BatchOutcome, Graph, GraphStore, ListCursor, Page, StoreError};
+
+/// Error codes DynamoDB uses when it sheds load; worth retrying later.
+const THROTTLING_CODES: [&str; 4] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TransactionConflictException",
+];
+
+pub(crate) fn sdk_error<E, R>(error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let transient = match &error {
+        SdkError::ServiceError(service) => {
+            THROTTLING_CODES.contains(&service.err().code().unwrap_or_default())
+        }
+        SdkError::TimeoutError(_) => true,
+        _ => false,
+    };
+    let message = DisplayErrorContext(&error).to_string();
+    if transient {
+        StoreError::Throttled(message)
+    } else {
+        StoreError::Unavailable(message)
+    }
+}
+
+fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Unavailable(format!("invalid request: {error}"))
+}
+
+fn string(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// Which transaction items failed their condition, by position.
+fn failed_conditions(
+    error: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>,
+) -> Option<Vec<usize>> {
+    let SdkError::ServiceError(service) = error else {
+        return None;
+    };
+    let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err() else {
+        return None;
+    };
+    Some(
+        cancelled
+            .cancellation_reasons()
+            .iter()
+            .enumerate()
+            .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
+            .map(|(index, _)| index)
+            .collect(),
+    )
+}
+
+fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(build_error)?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
+fn delete_request(key: Item) -> Result<WriteRequest, StoreError> {
+    let delete = DeleteRequest::builder()
+        .set_key(Some(key))
+        .build()
+        .map_err(build_error)?;
+    Ok(WriteRequest::builder().delete_request(delete).build())
+}
+
+#[derive(Clone)]
+pub struct DynamoGraphStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoGraphStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some(condition) = condition {
+            // DynamoDB rejects attribute names that no expression uses, so only name `#pk` here.
+            put = put
+                .condition_expression(condition)
+                .expression_attribute_names("#pk", &SCHEMA.partition_key);
+        }
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(build_error)?)
+            .build())
+    }
+
+    fn delete(&self, key: Item, must_exist: bool) -> Result<TransactWriteItem, StoreError> {
+        let mut delete = Delete::builder().table_name(&self.table).set_key(Some(key));
+        if must_exist {
+            delete = delete
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", &SCHEMA.partition_key);
+        }
+        Ok(TransactWriteItem::builder()
+            .delete(delete.build().map_err(build_error)?)
+            .build())
+    }
+
+    fn node_exists(&self, user: &UserId, node: NodeId) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::node_key(user, node)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", &SCHEMA.partition_key)
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    async fn transact(
+        &self,
+        writes: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Vec<usize>>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(error) => match failed_conditions(&error) {
+                Some(failed) if !failed.is_empty() => Ok(Err(failed)),
+                _ => Err(sdk_error(error)),
+            },
+        }
+    }
+
+    /// Every item of a query, following `LastEvaluatedKey` to the end.
+    async fn query_all(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+        query
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(sdk_error)
+    }
+
+    fn query_partition(&self, partition: String) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", &SCHEMA.partition_key)
+            .expression_attribute_values(":pk", string(partition))
+    }
+
+    fn posting_writes(node: &Node) -> Result<Vec<TaggedWrite<NodeId>>, StoreError> {
+        node.keywords
+            .iter()
+            .map(|keyword| {
+                let request = put_request(items::posting_to_item(&node.user_id, node.id, keyword))?;
+                Ok(TaggedWrite {
+                    tag: node.id,
+                    request,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes `writes`, then reports which owners failed among `owners`.
+    async fn write_phase(
+        &self,
+        writes: Vec<TaggedWrite<NodeId>>,
+    ) -> Result<HashSet<NodeId>, StoreError> {
+        Ok(batch::write_all(&self.client, &self.table, writes)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    async fn edge_keys_of(&self, user: &UserId, node: NodeId) -> Result<Vec<Item>, StoreError> {
+        let query = self
+            .query_partition(keys::user_partition(user))
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#sk", &SCHEMA.sort_key)
+            .expression_attribute_values(":prefix", string(keys::edge_prefix(node)));
+        let mut edge_keys = Vec::new();
+        for item in self.query_all(query).await? {
+            let (edge, _) = items::edge_from_item(user, item)?;
+            let other = edge.other_end(node);
+            edge_keys.push(items::edge_key(user, node, other));
+            edge_keys.push(items::edge_key(user, other, node));
+        }
+        Ok(edge_keys)
+    }
+}
+
+fn outcome(
+    ids: impl Iterator<Item = NodeId>,
+    failed: &HashSet<NodeId>,
+    reason: &str,
+) -> BatchOutcome {
+    let mut result = BatchOutcome::default();
+    for id in ids {
+        if failed.contains(&id) {
+            result.failed.push((id, reason.to_owned()));
+        } else {
+            result.succeeded.push(id);
+        }
+    }
+    result
+}
+
+#[async_trait]
+impl GraphStore for DynamoGraphStore {
+    async fn insert_node(&self, node: &Node) -> Result<(), StoreError> {
+        let mut writes =
+            vec![self.put(items::node_to_item(node), Some("attribute_not_exists(#pk)"))?];
+        for keyword in &node.keywords {
+            writes.push(self.put(
+                items::posting_to_item(&node.user_id, node.id, keyword),
+                None,
+            )?);
+        }
+        self.transact(writes)
+            .await?
+            .map_err(|_| StoreError::VersionConflict)
+    }
+
+    async fn insert_nodes(&self, nodes: &[Node]) -> Result<BatchOutcome, StoreError> {
+        // Postings first, node items second: a node becomes visible only once it is
+        // searchable, and a failed node leaves at most postings that no read returns.
+        let mut posting_writes = Vec::new();
+        for node in nodes {
+            posting_writes.extend(Self::posting_writes(node)?);
+        }
+        let mut failed = self.write_phase(posting_writes).await?;
+        let node_writes = nodes
+            .iter()
+            .filter(|node| !failed.contains(&node.id))
+            .map(|node| {
+                Ok(TaggedWrite {
+                    tag: node.id,
+                    request: put_request(items::node_to_item(node))?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        failed.extend(self.write_phase(node_writes).await?);
+        Ok(outcome(
+            nodes.iter().map(|n| n.id),
+            &failed,
+            "the write was throttled; retry this node",
+        ))
+    }
+
+    async fn get_node(&self, user: &UserId, id: NodeId) -> Result<Option<Node>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(items::node_key(user, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        output.item.map(items::node_from_item).transpose()
+    }
+
+    async fn get_nodes(&self, user: &UserId, ids: &[NodeId]) -> Result<Vec<Node>, StoreError> {
+        let unique: HashSet<NodeId> = ids.iter().copied().collect();
+        let keys = unique
+            .into_iter()
+            .map(|id| items::node_key(user, id))
+            .collect();
+        batch::get_all(&self.client, &self.table, keys, true)
+            .await?
+            .into_iter()
+            .map(items::node_from_item)
+            .collect()
+    }
+
+    async fn replace_node(&self, previous: &Node, next: &Node) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(items::node_to_item(next)))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(previous.version.to_string()),
+            )
+            .build()
+            .map_err(build_error)?;
+        let mut writes = vec![TransactWriteItem::builder().put(put).build()];
+        for gone in previous
+            .keywords
+            .iter()
+            .filter(|k| !next.keywords.contains(k))
+        {
+            writes.push(self.delete(items::posting_key(&next.user_id, next.id, gone), false)?);
+        }
+        for added in next
+            .keywords
+            .iter()
+            .filter(|k| !previous.keywords.contains(k))
+        {
+            writes.push(self.put(items::posting_to_item(&next.user_id, next.id, added), None)?);
+        }
+        self.transact(writes)
+            .await?
+            .map_err(|_| StoreError::VersionConflict)
+    }
+
+    async fn delete_nodes(
+        &self,
+        user: &UserId,
+        nodes: &[Node],
+    ) -> Result<BatchOutcome, StoreError> {
+        let ids: Vec<NodeId> = nodes.iter().map(|node| node.id).collect();
+        let edge_keys: Vec<(NodeId, Vec<Item>)> = stream::iter(ids)
+            .map(|id| async move { Ok::<_, StoreError>((id, self.edge_keys_of(user, id).await?)) })
+            .buffer_unordered(CHUNK_CONCURRENCY)
+            .try_collect()
+            .await?;
+        // Dependents first, node items last: if anything fails, the node is still there
+        // and a retried delete finds and finishes it.
+        let mut dependents = Vec::new();
+        for (owner, keys) in edge_keys {
+            for key in keys {
+                dependents.push(TaggedWrite {
+                    tag: owner,
+                    request: delete_request(key)?,
+                });
+            }
+        }
+        for node in nodes {
+            for keyword in &node.keywords {
+                let request = delete_request(items::posting_key(user, node.id, keyword))?;
+                dependents.push(TaggedWrite {
+                    tag: node.id,
+                    request,
+                });
+            }
+        }
+        let mut failed = self.write_phase(dependents).await?;
+        let node_writes = nodes
+            .iter()
+            .filter(|node| !failed.contains(&node.id))
+            .map(|node| {
+                Ok(TaggedWrite {
+                    tag: node.id,
+                    request: delete_request(items::node_key(user, node.id))?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        failed.extend(self.write_phase(node_writes).await?);
+        Ok(outcome(
+            nodes.iter().map(|n| n.id),
+            &failed,
+            "the delete was throttled; retry this node",
+        ))
+    }
+
+    async fn list_nodes(
+        &self,
+        user: &UserId,
+        limit: usize,
+        after: Option<ListCursor>,
+    ) -> Result<Page<Node>, StoreError> {
+        let index = &SCHEMA.indexes.user_time;
+        let start = after.map(|cursor| {
+            let mut key = items::node_key(user, cursor.node_id);
+            key.insert(
+                index.partition_key.clone(),
+                string(keys::user_partition(user)),
+            );
+            key.insert(
+                index.sort_key.clone(),
+                string(keys::time_sort_key(cursor.created_at_ms, cursor.node_id)),
+            );
+            key
+        });
+        // One item more than asked tells whether another page exists without a wasted call.
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(&index.name)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", &index.partition_key)
+            .expression_attribute_values(":pk", string(keys::user_partition(user)))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let more_in_table = output.last_evaluated_key.is_some();
+        let mut nodes: Vec<Node> = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(items::node_from_item)
+            .collect::<Result<_, _>>()?;
+        let has_more = nodes.len() > limit || more_in_table;
+        nodes.truncate(limit);
+        let next = match nodes.last() {
+            Some(last) if has_more => Some(ListCursor {
+                created_at_ms: last.created_at.timestamp_millis(),
+                node_id: last.id,
+            }),
+            _ => None,
+        };
+        Ok(Page { items: nodes, next })
+    }
+
+    async fn graph(&self, user: &UserId) -> Result<Graph, StoreError> {
+        let mut graph = Graph::default();
+        for item in self
+            .query_all(self.query_partition(keys::user_partition(user)))
+            .await?
+        {
+            match entity_of(&item) {
+                Some(items::ENTITY_NODE) => graph.nodes.push(items::node_from_item(item)?),
+                Some(items::ENTITY_EDGE) => {
+                    let (edge, stored_under_source) = items::edge_from_item(user, item)?;
+                    if stored_under_source {
+                        graph.edges.push(edge);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(graph)
+    }
+
+    async fn insert_edge(&self, edge: &Edge) -> Result<(), StoreError> {
+        let [forward, reverse] = items::edge_to_items(edge);
+        let writes = vec![
+            self.node_exists(&edge.user_id, edge.source)?,
+            self.node_exists(&edge.user_id, edge.target)?,
+            self.put(forward, Some("attribute_not_exists(#pk)"))?,
+            self.put(reverse, Some("attribute_not_exists(#pk)"))?,
+        ];
+        match self.transact(writes).await? {
+            Ok(()) => Ok(()),
+            Err(failed) if failed.iter().any(|&index| index < 2) => Err(StoreError::NodeMissing),
+            Err(_) => Err(StoreError::EdgeExists),
+        }
+    }
+
+    async fn delete_edge(&self, user: &UserId, a: NodeId, b: NodeId) -> Result<bool, StoreError> {
+        let writes = vec![
+            self.delete(items::edge_key(user, a, b), true)?,
+            self.delete(items::edge_key(user, b, a), false)?,
+        ];
+        Ok(self.transact(writes).await?.is_ok())
+    }
+
+    async fn node_edges(&self, user: &UserId, id: NodeId) -> Result<Option<Vec<Edge>>, StoreError> {
+        // `NODE#<id>` prefixes exactly the node item and its edges (ids have a fixed length),
+        // so one Query says whether the node exists and lists its adjacency.
+        let query = self
+            .query_partition(keys::user_partition(user))
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#sk", &SCHEMA.sort_key)
+            .expression_attribute_values(":prefix", string(keys::node_sort_key(id)));
+        let mut node_found = false;
+        let mut edges = Vec::new();
+        for item in self.query_all(query).await? {
+            match entity_of(&item) {
+                Some(items::ENTITY_NODE) => node_found = true,
+                Some(items::ENTITY_EDGE) => edges.push(items::edge_from_item(user, item)?.0),
+                _ => {}
+            }
+        }
+        Ok(node_found.then_some(edges))
+    }
+
+    async fn nodes_with_keyword(
+        &self,
+        user: &UserId,
+        keyword: &str,
+        limit: usize,
+    ) -> Result<Vec<NodeId>, StoreError> {
+        let index = &SCHEMA.indexes.keyword;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(&index.name)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", &index.partition_key)
+            .expression_attribute_values(":pk", string(keys::keyword_partition(user, keyword)))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                let raw = items::string_attribute(item, "nodeId").unwrap_or_default();
+                NodeId::parse(raw)
+                    .map_err(|e| StoreError::Unavailable(format!("malformed posting: {e}")))
+            })
+            .collect()
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! Creates the AWS resources the service needs on emulators or a bare account:
+//! the table, the event bus, and a queue (with a dead-letter queue) that receives every
+//! event through a rule. In AWS the infrastructure stack owns these; this serves local
+//! development and tests, and is idempotent.
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use serde_json::json;
+use thiserror::Error;
+
+use super::aws::AwsClients;
+use super::dynamodb::schema::ensure_table;
+use super::eventbridge::EVENT_SOURCE;
+
+/// Receives a message this many times before it goes to the dead-letter queue.
+const MAX_RECEIVES: u32 = 5;
+
+#[derive(Debug, Error)]
+#[error("provisioning {what} failed: {reason}")]
+pub struct ProvisionError {
+    what: &'static str,
+    reason: String,
+}
+
+fn failed(what: &'static str) -> impl Fn(&dyn std::fmt::Debug) -> ProvisionError {
+    move |error| ProvisionError {
+        what,
+        reason: format!("{error:?}"),
+    }
+}
+
+fn context<E: std::error::Error>(what: &'static str) -> impl Fn(E) -> ProvisionError {
+    move |error| ProvisionError {
+        what,
+        reason: DisplayErrorContext(&error).to_string(),
+    }
+}
+
+/// What was created, for callers that read the events.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    pub events_queue_url: String,
+    pub events_dlq_url: String,
+}
+
+pub async fn provision(
+    clients: &AwsClients,
+    table: &str,
+    bus: &str,
+) -> Result<Provisioned, ProvisionError> {
+    ensure_table(&clients.dynamodb, table)
+        .await
+        .map_err(|e| failed("the table")(&e))?;
+    if clients
+        .eventbridge
+        .describe_event_bus()
+        .name(bus)
+        .send()
+        .await
+        .is_err()
+    {
+        clients
+            .eventbridge
+            .create_event_bus()
+            .name(bus)
+            .send()
+            .await
+            .map_err(context("the event bus"))?;
+    }
+    let dlq_url = create_queue(clients, &format!("{bus}-events-dlq"), None).await?;
+    let dlq_arn = queue_arn(clients, &dlq_url).await?;
+    let redrive =
+        json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES.to_string() });
+    let queue_url =
+        create_queue(clients, &format!("{bus}-events"), Some(redrive.to_string())).await?;
+    let queue_arn = queue_arn(clients, &queue_url).await?;
+    let rule = format!("{bus}-all-events");
+    clients
+        .eventbridge
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(bus)
+        .event_pattern(json!({ "source": [EVENT_SOURCE] }).to_string())
+        .send()
+        .await
+        .map_err(context("the event rule"))?;
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("events-queue")
+        .arn(queue_arn)
+        .build()
+        .map_err(context("the rule target"))?;
+    clients
+        .eventbridge
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(bus)
+        .targets(target)
+        .send()
+        .await
+        .map_err(context("the rule target"))?;
+    Ok(Provisioned {
+        events_queue_url: queue_url,
+        events_dlq_url: dlq_url,
+    })
+}
+
+async fn create_queue(
+    clients: &AwsClients,
+    name: &str,
+    redrive: Option<String>,
+) -> Result<String, ProvisionError> {
+    let mut request = clients.sqs.create_queue().queue_name(name);
+    if let Some(policy) = redrive {
+        request = request.attributes(QueueAttributeName::RedrivePolicy, policy);
+    }
+    let output = request.send().await.map_err(context("a queue"))?;
+    output.queue_url.ok_or_else(|| ProvisionError {
+        what: "a queue",
+        reason: "no queue URL returned".into(),
+    })
+}
+
+async fn queue_arn(clients: &AwsClients, url: &str) -> Result<String, ProvisionError> {
+    let output = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(context("a queue ARN"))?;
+    output
+        .attributes
+        .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| ProvisionError {
+            what: "a queue ARN",
+            reason: "no ARN returned".into(),
+        })
+}

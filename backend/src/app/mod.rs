@@ -1,0 +1,6 @@
+//! Application services: the use cases, written against the ports only.
+
+pub mod health;
+pub mod service;
+
+pub use service::{GraphService, ServiceError};

@@ -1,0 +1,409 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use thiserror::Error;
+
+use crate::domain::{
+    DomainError, DomainEvent, Edge, EdgeKind, EdgeWeight, KeywordExtractor, Node, NodeDraft,
+    NodeId, UserId,
+};
+use crate::ports::{EventPublisher, Graph, GraphStore, ListCursor, Page, StoreError};
+
+/// Most items one bulk request may carry; keeps a request inside the Lambda and
+/// API Gateway time limits.
+pub const MAX_BULK_ITEMS: usize = 100;
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 200;
+
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Invalid(#[from] DomainError),
+    #[error("node {0} does not exist")]
+    NodeNotFound(NodeId),
+    #[error("there is no edge between {0} and {1}")]
+    EdgeNotFound(NodeId, NodeId),
+    #[error("an edge between {0} and {1} exists already")]
+    EdgeExists(NodeId, NodeId),
+    #[error("version {expected} is stale: the node is at version {current}")]
+    VersionConflict { expected: u64, current: u64 },
+    #[error("a bulk request takes 1 to {MAX_BULK_ITEMS} items, got {0}")]
+    BulkSize(usize),
+    #[error("limit must be 1 to {MAX_PAGE_SIZE}, got {0}")]
+    InvalidLimit(usize),
+    #[error(
+        "{0:?} cannot be searched: use one word that is not a stop word, number or very short word"
+    )]
+    NotAKeyword(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why one item of a bulk request was not done; the rest of the request still is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemFailure {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Default)]
+pub struct BulkCreateReport {
+    pub created: Vec<Node>,
+    /// Position in the request and why.
+    pub failed: Vec<(usize, ItemFailure)>,
+}
+
+#[derive(Debug, Default)]
+pub struct BulkDeleteReport {
+    pub deleted: Vec<String>,
+    /// The id as sent and why.
+    pub failed: Vec<(String, ItemFailure)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbor {
+    pub node: Node,
+    pub edge: Edge,
+}
+
+/// Raw fields of a node as a client sent them, validated here.
+pub struct NodeInput {
+    pub content: String,
+    pub tags: Vec<String>,
+}
+
+pub struct GraphService {
+    store: Arc<dyn GraphStore>,
+    events: Arc<dyn EventPublisher>,
+    extractor: KeywordExtractor,
+}
+
+fn throttled_failure(message: String) -> ItemFailure {
+    ItemFailure {
+        code: "write-throttled",
+        message,
+    }
+}
+
+impl GraphService {
+    pub fn new(store: Arc<dyn GraphStore>, events: Arc<dyn EventPublisher>) -> Self {
+        Self {
+            store,
+            events,
+            extractor: KeywordExtractor::new(),
+        }
+    }
+
+    /// Events follow the write they describe. The write has happened whatever the
+    /// publisher says, so a publishing failure is logged with every event id, never
+    /// turned into an error for the client.
+    async fn publish(&self, events: Vec<DomainEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
+        if let Err(error) = self.events.publish(events).await {
+            tracing::error!(%error, event_ids = ?ids, "domain events were not published");
+        }
+    }
+
+    pub async fn create_node(&self, user: &UserId, input: NodeInput) -> Result<Node, ServiceError> {
+        let draft = NodeDraft::new(&input.content, &input.tags)?;
+        let node = Node::create(user.clone(), draft, &self.extractor, Utc::now());
+        self.store.insert_node(&node).await?;
+        self.publish(vec![DomainEvent::node_created(&node)]).await;
+        Ok(node)
+    }
+
+    pub async fn get_node(&self, user: &UserId, id: NodeId) -> Result<Node, ServiceError> {
+        self.store
+            .get_node(user, id)
+            .await?
+            .ok_or(ServiceError::NodeNotFound(id))
+    }
+
+    pub async fn update_node(
+        &self,
+        user: &UserId,
+        id: NodeId,
+        input: NodeInput,
+        expected_version: u64,
+    ) -> Result<Node, ServiceError> {
+        let draft = NodeDraft::new(&input.content, &input.tags)?;
+        let current = self.get_node(user, id).await?;
+        if current.version != expected_version {
+            return Err(ServiceError::VersionConflict {
+                expected: expected_version,
+                current: current.version,
+            });
+        }
+        let next = current.revise(draft, &self.extractor, Utc::now());
+        match self.store.replace_node(&current, &next).await {
+            Ok(()) => {}
+            Err(StoreError::VersionConflict) => {
+                // Someone else won the race; report the version they left behind.
+                let current = self.get_node(user, id).await?;
+                return Err(ServiceError::VersionConflict {
+                    expected: expected_version,
+                    current: current.version,
+                });
+            }
+            Err(other) => return Err(other.into()),
+        }
+        self.publish(vec![DomainEvent::node_updated(&next)]).await;
+        Ok(next)
+    }
+
+    pub async fn delete_node(&self, user: &UserId, id: NodeId) -> Result<(), ServiceError> {
+        let node = self.get_node(user, id).await?;
+        let outcome = self
+            .store
+            .delete_nodes(user, std::slice::from_ref(&node))
+            .await?;
+        if let Some((_, reason)) = outcome.failed.first() {
+            return Err(StoreError::Throttled(reason.clone()).into());
+        }
+        self.publish(vec![DomainEvent::node_deleted(&node, Utc::now())])
+            .await;
+        Ok(())
+    }
+
+    pub async fn list_nodes(
+        &self,
+        user: &UserId,
+        limit: Option<usize>,
+        after: Option<ListCursor>,
+    ) -> Result<Page<Node>, ServiceError> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(ServiceError::InvalidLimit(limit));
+        }
+        Ok(self.store.list_nodes(user, limit, after).await?)
+    }
+
+    pub async fn bulk_create(
+        &self,
+        user: &UserId,
+        inputs: Vec<NodeInput>,
+    ) -> Result<BulkCreateReport, ServiceError> {
+        if inputs.is_empty() || inputs.len() > MAX_BULK_ITEMS {
+            return Err(ServiceError::BulkSize(inputs.len()));
+        }
+        let now = Utc::now();
+        let mut report = BulkCreateReport::default();
+        let mut pending: Vec<(usize, Node)> = Vec::with_capacity(inputs.len());
+        for (index, input) in inputs.into_iter().enumerate() {
+            match NodeDraft::new(&input.content, &input.tags) {
+                Ok(draft) => pending.push((
+                    index,
+                    Node::create(user.clone(), draft, &self.extractor, now),
+                )),
+                Err(error) => report.failed.push((
+                    index,
+                    ItemFailure {
+                        code: error.code(),
+                        message: error.to_string(),
+                    },
+                )),
+            }
+        }
+        let nodes: Vec<Node> = pending.iter().map(|(_, node)| node.clone()).collect();
+        let outcome = if nodes.is_empty() {
+            Default::default()
+        } else {
+            self.store.insert_nodes(&nodes).await?
+        };
+        let failed: HashMap<NodeId, String> = outcome.failed.into_iter().collect();
+        for (index, node) in pending {
+            match failed.get(&node.id) {
+                Some(reason) => report
+                    .failed
+                    .push((index, throttled_failure(reason.clone()))),
+                None => report.created.push(node),
+            }
+        }
+        report.failed.sort_by_key(|(index, _)| *index);
+        self.publish(
+            report
+                .created
+                .iter()
+                .map(DomainEvent::node_created)
+                .collect(),
+        )
+        .await;
+        Ok(report)
+    }
+
+    pub async fn bulk_delete(
+        &self,
+        user: &UserId,
+        raw_ids: Vec<String>,
+    ) -> Result<BulkDeleteReport, ServiceError> {
+        if raw_ids.is_empty() || raw_ids.len() > MAX_BULK_ITEMS {
+            return Err(ServiceError::BulkSize(raw_ids.len()));
+        }
+        let mut report = BulkDeleteReport::default();
+        let mut requested: Vec<(String, NodeId)> = Vec::with_capacity(raw_ids.len());
+        for raw in raw_ids {
+            match NodeId::parse(&raw) {
+                Ok(id) if requested.iter().any(|(_, seen)| *seen == id) => {}
+                Ok(id) => requested.push((raw, id)),
+                Err(error) => report.failed.push((
+                    raw,
+                    ItemFailure {
+                        code: error.code(),
+                        message: error.to_string(),
+                    },
+                )),
+            }
+        }
+        let ids: Vec<NodeId> = requested.iter().map(|(_, id)| *id).collect();
+        let found = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.store.get_nodes(user, &ids).await?
+        };
+        let outcome = if found.is_empty() {
+            Default::default()
+        } else {
+            self.store.delete_nodes(user, &found).await?
+        };
+        let failed: HashMap<NodeId, String> = outcome.failed.into_iter().collect();
+        let found_by_id: HashMap<NodeId, &Node> =
+            found.iter().map(|node| (node.id, node)).collect();
+        let now = Utc::now();
+        let mut events = Vec::new();
+        for (raw, id) in requested {
+            if !found_by_id.contains_key(&id) {
+                let failure = ItemFailure {
+                    code: "not-found",
+                    message: format!("node {id} does not exist"),
+                };
+                report.failed.push((raw, failure));
+            } else if let Some(reason) = failed.get(&id) {
+                report.failed.push((raw, throttled_failure(reason.clone())));
+            } else {
+                events.push(DomainEvent::node_deleted(found_by_id[&id], now));
+                report.deleted.push(id.to_string());
+            }
+        }
+        self.publish(events).await;
+        Ok(report)
+    }
+
+    pub async fn graph(&self, user: &UserId) -> Result<Graph, ServiceError> {
+        Ok(self.store.graph(user).await?)
+    }
+
+    pub async fn create_edge(
+        &self,
+        user: &UserId,
+        source: NodeId,
+        target: NodeId,
+        weight: Option<f64>,
+    ) -> Result<Edge, ServiceError> {
+        let weight = weight
+            .map(EdgeWeight::new)
+            .transpose()?
+            .unwrap_or(EdgeWeight::FULL);
+        let edge = Edge::new(
+            user.clone(),
+            source,
+            target,
+            weight,
+            EdgeKind::Manual,
+            Utc::now(),
+        )?;
+        match self.store.insert_edge(&edge).await {
+            Ok(()) => {}
+            Err(StoreError::NodeMissing) => {
+                let missing = match self.store.get_node(user, source).await? {
+                    None => source,
+                    Some(_) => target,
+                };
+                return Err(ServiceError::NodeNotFound(missing));
+            }
+            Err(StoreError::EdgeExists) => return Err(ServiceError::EdgeExists(source, target)),
+            Err(other) => return Err(other.into()),
+        }
+        self.publish(vec![DomainEvent::edge_created(&edge)]).await;
+        Ok(edge)
+    }
+
+    pub async fn delete_edge(
+        &self,
+        user: &UserId,
+        source: NodeId,
+        target: NodeId,
+    ) -> Result<(), ServiceError> {
+        if !self.store.delete_edge(user, source, target).await? {
+            return Err(ServiceError::EdgeNotFound(source, target));
+        }
+        self.publish(vec![DomainEvent::edge_deleted(
+            user,
+            source,
+            target,
+            Utc::now(),
+        )])
+        .await;
+        Ok(())
+    }
+
+    pub async fn neighbors(
+        &self,
+        user: &UserId,
+        id: NodeId,
+    ) -> Result<Vec<Neighbor>, ServiceError> {
+        let edges = self
+            .store
+            .node_edges(user, id)
+            .await?
+            .ok_or(ServiceError::NodeNotFound(id))?;
+        let other_ends: Vec<NodeId> = edges.iter().map(|edge| edge.other_end(id)).collect();
+        let nodes = if other_ends.is_empty() {
+            Vec::new()
+        } else {
+            self.store.get_nodes(user, &other_ends).await?
+        };
+        let mut by_id: HashMap<NodeId, Node> =
+            nodes.into_iter().map(|node| (node.id, node)).collect();
+        Ok(edges
+            .into_iter()
+            .filter_map(|edge| {
+                by_id
+                    .remove(&edge.other_end(id))
+                    .map(|node| Neighbor { node, edge })
+            })
+            .collect())
+    }
+
+    pub async fn search(
+        &self,
+        user: &UserId,
+        term: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<Node>, ServiceError> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(ServiceError::InvalidLimit(limit));
+        }
+        let keyword = self
+            .extractor
+            .normalize_term(term)
+            .ok_or_else(|| ServiceError::NotAKeyword(term.to_owned()))?;
+        let ids = self.store.nodes_with_keyword(user, &keyword, limit).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut by_id: HashMap<NodeId, Node> = self
+            .store
+            .get_nodes(user, &ids)
+            .await?
+            .into_iter()
+            .map(|node| (node.id, node))
+            .collect();
+        // Keep the index's newest-first order; ids whose node is gone are skipped.
+        Ok(ids.into_iter().filter_map(|id| by_id.remove(&id)).collect())
+    }
+}

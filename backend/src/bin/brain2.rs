@@ -1,0 +1,145 @@
+//! `brain2`: run the API locally, start the local AWS emulators, provision resources,
+//! and sign development tokens.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use brain2::adapters::aws::{AwsClients, EndpointOverrides, emulator_sdk_config, load_sdk_config};
+use brain2::adapters::provision::provision;
+use brain2::config::Settings;
+use brain2::devstack::{DevStack, DevStackPaths};
+use brain2::domain::UserId;
+use brain2::http::auth::issue_token;
+use brain2::{bootstrap, http, telemetry};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "brain2", version, about = "Brain2 knowledge graph backend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API over HTTP until SIGINT or SIGTERM.
+    Serve {
+        #[arg(long, env = "PORT", default_value_t = 3000)]
+        port: u16,
+        /// Start local emulators first, provision them, and stop them on exit.
+        #[arg(long)]
+        local_stack: bool,
+    },
+    /// Start the local emulators, provision them, write their endpoints, and wait for Ctrl-C.
+    LocalAws {
+        #[arg(long, default_value = ".env.local")]
+        env_file: PathBuf,
+    },
+    /// Create the table, event bus and event queue on the configured endpoints.
+    Provision,
+    /// Print a development JWT for a user, signed with BRAIN2_JWT_SECRET.
+    Token {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value_t = 3600)]
+        ttl_seconds: i64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::from_env()?;
+    match cli.command {
+        Command::Token { user, ttl_seconds } => {
+            let user = UserId::parse(&user)?;
+            println!(
+                "{}",
+                issue_token(settings.jwt_secret(), &user, ttl_seconds)?
+            );
+            Ok(())
+        }
+        Command::Provision => {
+            telemetry::init();
+            let clients = AwsClients::new(&load_sdk_config().await, &EndpointOverrides::default());
+            let provisioned =
+                provision(&clients, &settings.table_name, &settings.event_bus).await?;
+            tracing::info!(queue = %provisioned.events_queue_url, "provisioned");
+            Ok(())
+        }
+        Command::LocalAws { env_file } => {
+            telemetry::init();
+            let (stack, _clients) = start_local_stack(&settings).await?;
+            stack
+                .write_env_file(&env_file)
+                .with_context(|| format!("writing {}", env_file.display()))?;
+            tracing::info!(
+                dynamodb = stack.dynamodb_endpoint(),
+                moto = stack.moto_endpoint(),
+                env_file = %env_file.display(),
+                "local AWS emulators are up; Ctrl-C stops them"
+            );
+            shutdown_signal().await;
+            drop(stack);
+            Ok(())
+        }
+        Command::Serve { port, local_stack } => {
+            telemetry::init();
+            let (stack, clients) = if local_stack {
+                let (stack, clients) = start_local_stack(&settings).await?;
+                (Some(stack), clients)
+            } else {
+                (
+                    None,
+                    AwsClients::new(&load_sdk_config().await, &EndpointOverrides::default()),
+                )
+            };
+            serve(&settings, &clients, port).await?;
+            drop(stack);
+            Ok(())
+        }
+    }
+}
+
+async fn start_local_stack(settings: &Settings) -> anyhow::Result<(DevStack, AwsClients)> {
+    let root = std::env::current_dir()?;
+    let stack = tokio::task::spawn_blocking(move || -> anyhow::Result<DevStack> {
+        Ok(DevStack::start(&DevStackPaths::discover(&root)?)?)
+    })
+    .await??;
+    let overrides = EndpointOverrides::emulators(stack.dynamodb_endpoint(), stack.moto_endpoint());
+    let clients = AwsClients::new(&emulator_sdk_config().await, &overrides);
+    provision(&clients, &settings.table_name, &settings.event_bus).await?;
+    Ok((stack, clients))
+}
+
+async fn serve(settings: &Settings, clients: &AwsClients, port: u16) -> anyhow::Result<()> {
+    let router = http::router(bootstrap::app_state(settings, clients));
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+        .await
+        .with_context(|| format!("binding port {port}"))?;
+    tracing::info!(address = %listener.local_addr()?, "serving the Brain2 API under /api/v1");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

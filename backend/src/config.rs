@@ -1,0 +1,170 @@
+//! Process configuration, read once from the environment at start.
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+use crate::http::auth::DEVELOPMENT_SECRET;
+use crate::http::middleware::VersionPolicy;
+
+/// Shortest shared secret accepted in Lambda: HS256 wants at least 256 bits of key.
+const MIN_PRODUCTION_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{name} must be {expected}, got {value:?}")]
+    Invalid {
+        name: &'static str,
+        expected: &'static str,
+        value: String,
+    },
+    #[error(
+        "refusing to start: BRAIN2_JWT_SECRET is missing, the development default, or shorter than \
+         {MIN_PRODUCTION_SECRET_BYTES} bytes; set a strong secret or BRAIN2_AUTH_MODE=apigateway \
+         to trust an API Gateway JWT/Cognito authorizer"
+    )]
+    UnsafeSecret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthSettings {
+    /// Verify HS256 tokens; `secret` is `None` when not configured.
+    SharedSecret { secret: Option<String> },
+    /// Trust the claims API Gateway's authorizer puts in the request context.
+    GatewayAuthorizer,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub table_name: String,
+    pub event_bus: String,
+    pub auth: AuthSettings,
+    pub version_policy: VersionPolicy,
+}
+
+fn timestamp(
+    name: &'static str,
+    value: Option<String>,
+) -> Result<Option<DateTime<Utc>>, ConfigError> {
+    value
+        .map(|raw| {
+            DateTime::parse_from_rfc3339(&raw)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ConfigError::Invalid {
+                    name,
+                    expected: "an RFC 3339 timestamp",
+                    value: raw,
+                })
+        })
+        .transpose()
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let auth = match lookup("BRAIN2_AUTH_MODE").as_deref() {
+            None | Some("jwt") => AuthSettings::SharedSecret {
+                secret: lookup("BRAIN2_JWT_SECRET"),
+            },
+            Some("apigateway") => AuthSettings::GatewayAuthorizer,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "BRAIN2_AUTH_MODE",
+                    expected: "jwt or apigateway",
+                    value: other.to_owned(),
+                });
+            }
+        };
+        Ok(Self {
+            table_name: lookup("BRAIN2_TABLE").unwrap_or_else(|| "brain2".to_owned()),
+            event_bus: lookup("BRAIN2_EVENT_BUS").unwrap_or_else(|| "brain2".to_owned()),
+            auth,
+            version_policy: VersionPolicy {
+                deprecated_at: timestamp(
+                    "BRAIN2_API_V1_DEPRECATED_AT",
+                    lookup("BRAIN2_API_V1_DEPRECATED_AT"),
+                )?,
+                sunset_at: timestamp("BRAIN2_API_V1_SUNSET_AT", lookup("BRAIN2_API_V1_SUNSET_AT"))?,
+            },
+        })
+    }
+
+    /// The secret tokens are verified with; locally the development default.
+    pub fn jwt_secret(&self) -> &str {
+        match &self.auth {
+            AuthSettings::SharedSecret {
+                secret: Some(secret),
+            } => secret,
+            _ => DEVELOPMENT_SECRET,
+        }
+    }
+
+    /// A deployed function must not accept tokens anyone can sign with a published secret.
+    pub fn ensure_safe_for_production(&self) -> Result<(), ConfigError> {
+        match &self.auth {
+            AuthSettings::GatewayAuthorizer => Ok(()),
+            AuthSettings::SharedSecret {
+                secret: Some(secret),
+            } if secret != DEVELOPMENT_SECRET && secret.len() >= MIN_PRODUCTION_SECRET_BYTES => {
+                Ok(())
+            }
+            AuthSettings::SharedSecret { .. } => Err(ConfigError::UnsafeSecret),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.table_name, "brain2");
+        assert_eq!(s.event_bus, "brain2");
+        assert_eq!(s.jwt_secret(), DEVELOPMENT_SECRET);
+    }
+
+    #[test]
+    fn production_refuses_missing_default_or_short_secret() {
+        assert!(settings(&[]).unwrap().ensure_safe_for_production().is_err());
+        let default = settings(&[("BRAIN2_JWT_SECRET", DEVELOPMENT_SECRET)]).unwrap();
+        assert!(default.ensure_safe_for_production().is_err());
+        assert!(
+            settings(&[("BRAIN2_JWT_SECRET", "short")])
+                .unwrap()
+                .ensure_safe_for_production()
+                .is_err()
+        );
+        let strong = "s".repeat(MIN_PRODUCTION_SECRET_BYTES);
+        assert!(
+            settings(&[("BRAIN2_JWT_SECRET", &strong)])
+                .unwrap()
+                .ensure_safe_for_production()
+                .is_ok()
+        );
+        let gateway = settings(&[("BRAIN2_AUTH_MODE", "apigateway")]).unwrap();
+        assert!(gateway.ensure_safe_for_production().is_ok());
+    }
+
+    #[test]
+    fn rejects_unknown_auth_mode_and_bad_dates() {
+        assert!(settings(&[("BRAIN2_AUTH_MODE", "none")]).is_err());
+        assert!(settings(&[("BRAIN2_API_V1_SUNSET_AT", "tomorrow")]).is_err());
+        let s = settings(&[("BRAIN2_API_V1_SUNSET_AT", "2027-01-01T00:00:00Z")]).unwrap();
+        assert!(s.version_policy.sunset_at.is_some());
+    }
+}

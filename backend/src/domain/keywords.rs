@@ -1,0 +1,138 @@
+//! Keyword extraction: the same pipeline serves note content and search terms,
+//! so a search for "Running" finds a note that says "runs".
+
+use std::collections::{HashMap, HashSet};
+
+use rust_stemmers::{Algorithm, Stemmer};
+use unicode_segmentation::UnicodeSegmentation;
+
+/// Shortest and longest word (in characters) that can become a keyword.
+/// Shorter words are almost always noise; longer ones are usually URLs or hashes.
+const MIN_WORD_CHARS: usize = 3;
+const MAX_WORD_CHARS: usize = 40;
+/// Keywords per node. Each keyword is one posting item, so this bounds write cost per note.
+pub const MAX_KEYWORDS_PER_NODE: usize = 20;
+
+pub struct KeywordExtractor {
+    stop_words: HashSet<&'static str>,
+    stemmer: Stemmer,
+}
+
+impl Default for KeywordExtractor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KeywordExtractor {
+    pub fn new() -> Self {
+        Self {
+            stop_words: stop_words::get("en").iter().copied().collect(),
+            stemmer: Stemmer::create(Algorithm::English),
+        }
+    }
+
+    /// Keywords of a text, most frequent first (ties keep their order of appearance),
+    /// de-duplicated after stemming and capped at [`MAX_KEYWORDS_PER_NODE`].
+    pub fn extract(&self, text: &str) -> Vec<String> {
+        let mut counts: HashMap<String, (usize, usize)> = HashMap::new();
+        for (position, keyword) in text
+            .unicode_words()
+            .filter_map(|w| self.normalize_word(w))
+            .enumerate()
+        {
+            counts.entry(keyword).or_insert((0, position)).0 += 1;
+        }
+        let mut ranked: Vec<(String, (usize, usize))> = counts.into_iter().collect();
+        ranked.sort_by(|(_, (count_a, first_a)), (_, (count_b, first_b))| {
+            count_b.cmp(count_a).then(first_a.cmp(first_b))
+        });
+        ranked
+            .into_iter()
+            .take(MAX_KEYWORDS_PER_NODE)
+            .map(|(keyword, _)| keyword)
+            .collect()
+    }
+
+    /// The keyword a search term stands for, or `None` when the term can never be a keyword
+    /// (a stop word, a number, too short or too long, or more than one word).
+    pub fn normalize_term(&self, term: &str) -> Option<String> {
+        let mut words = term.unicode_words();
+        let word = words.next()?;
+        if words.next().is_some() {
+            return None;
+        }
+        self.normalize_word(word)
+    }
+
+    fn normalize_word(&self, word: &str) -> Option<String> {
+        let lower = word.to_lowercase();
+        let length = lower.chars().count();
+        if !(MIN_WORD_CHARS..=MAX_WORD_CHARS).contains(&length)
+            || self.stop_words.contains(lower.as_str())
+            || lower
+                .chars()
+                .all(|c| c.is_numeric() || c == '.' || c == ',')
+        {
+            return None;
+        }
+        Some(self.stemmer.stem(&lower).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_stop_words_short_words_and_numbers() {
+        let keywords = KeywordExtractor::new().extract("The cat and I watched 2024 of it on a mat");
+        assert_eq!(keywords, vec!["cat", "watch", "mat"]);
+    }
+
+    #[test]
+    fn stems_lowercases_and_deduplicates() {
+        let keywords =
+            KeywordExtractor::new().extract("Running runs RUN; the runner ran graphs. Graph!");
+        assert_eq!(keywords[0], "run");
+        assert_eq!(keywords[1], "graph");
+        assert_eq!(keywords.iter().filter(|k| k.as_str() == "run").count(), 1);
+    }
+
+    #[test]
+    fn ranks_by_frequency_then_first_appearance() {
+        let keywords = KeywordExtractor::new().extract("alpha beta gamma beta gamma beta");
+        assert_eq!(keywords, vec!["beta", "gamma", "alpha"]);
+    }
+
+    #[test]
+    fn caps_keyword_count() {
+        let text: String = (0..100).map(|i| format!("word{i:03}x ")).collect();
+        assert_eq!(
+            KeywordExtractor::new().extract(&text).len(),
+            MAX_KEYWORDS_PER_NODE
+        );
+    }
+
+    #[test]
+    fn handles_unicode_words() {
+        let keywords = KeywordExtractor::new().extract("Über naïve café — déjà vu");
+        assert!(keywords.contains(&"über".to_owned()));
+        assert!(keywords.contains(&"café".to_owned()));
+    }
+
+    #[test]
+    fn search_terms_use_the_same_pipeline() {
+        let extractor = KeywordExtractor::new();
+        assert_eq!(extractor.normalize_term("Running").as_deref(), Some("run"));
+        assert_eq!(extractor.normalize_term("the"), None);
+        assert_eq!(extractor.normalize_term("two words"), None);
+        assert_eq!(extractor.normalize_term(""), None);
+    }
+
+    #[test]
+    fn skips_overlong_tokens() {
+        let long = "a".repeat(MAX_WORD_CHARS + 1);
+        assert!(KeywordExtractor::new().extract(&long).is_empty());
+    }
+}

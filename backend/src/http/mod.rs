@@ -1,0 +1,65 @@
+//! The inbound HTTP adapter: one axum `Router`, served by Lambda and by `brain2 serve` alike.
+
+pub mod auth;
+pub mod dto;
+pub mod handlers;
+pub mod middleware;
+pub mod problem;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+
+use self::auth::Authenticator;
+use self::middleware::VersionPolicy;
+use crate::app::GraphService;
+use crate::app::health::HealthChecker;
+
+/// Request bodies up to the Lambda payload limit: a bulk create of 100 long notes fits.
+const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+pub const API_PREFIX: &str = "/api/v1";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<GraphService>,
+    pub health: Arc<HealthChecker>,
+    pub authenticator: Arc<Authenticator>,
+    pub version_policy: Arc<VersionPolicy>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/health", get(handlers::health))
+        .route(
+            "/nodes",
+            post(handlers::create_node).get(handlers::list_nodes),
+        )
+        .route(
+            "/nodes/bulk",
+            post(handlers::bulk_create).delete(handlers::bulk_delete),
+        )
+        .route(
+            "/nodes/{id}",
+            get(handlers::get_node)
+                .put(handlers::update_node)
+                .delete(handlers::delete_node),
+        )
+        .route("/nodes/{id}/neighbors", get(handlers::neighbors))
+        .route("/graph-data", get(handlers::graph_data))
+        .route("/edges", post(handlers::create_edge))
+        .route("/edges/{source}/{target}", delete(handlers::delete_edge))
+        .route("/search", get(handlers::search))
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::negotiate_version,
+        ));
+    Router::new()
+        .nest(API_PREFIX, api)
+        .fallback(handlers::route_not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(middleware::trace_request))
+        .with_state(state)
+}

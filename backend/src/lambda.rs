@@ -1,0 +1,53 @@
+//! The Lambda entry adapter: API Gateway (REST v1 and HTTP API v2) events into the
+//! same router `brain2 serve` runs. Only this module knows the Lambda request types.
+
+use axum::Router;
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+use tower::ServiceExt;
+use tower::util::MapRequest;
+
+use crate::http::auth::AuthorizerClaims;
+use crate::http::middleware::PlatformRequestId;
+
+/// The `sub` claim an API Gateway authorizer verified, if any. HTTP APIs put JWT claims
+/// under `authorizer.jwt.claims`; REST APIs with a Cognito authorizer under `authorizer.claims`.
+fn authorizer_subject(context: &RequestContext) -> Option<String> {
+    let authorizer = match context {
+        RequestContext::ApiGatewayV2(context) => context.authorizer.as_ref()?,
+        RequestContext::ApiGatewayV1(context) => &context.authorizer,
+        _ => return None,
+    };
+    if let Some(subject) = authorizer
+        .jwt
+        .as_ref()
+        .and_then(|jwt| jwt.claims.get("sub"))
+    {
+        return Some(subject.clone());
+    }
+    authorizer
+        .fields
+        .get("claims")?
+        .get("sub")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Moves what the platform verified into the neutral extensions the router reads.
+pub fn attach_platform_context(mut request: Request) -> Request {
+    let subject = request.request_context_ref().and_then(authorizer_subject);
+    let request_id = request
+        .lambda_context_ref()
+        .map(|context| context.request_id.clone());
+    let extensions = request.extensions_mut();
+    extensions.insert(AuthorizerClaims { subject });
+    if let Some(id) = request_id {
+        extensions.insert(PlatformRequestId(id));
+    }
+    request
+}
+
+/// The router as a Lambda HTTP service.
+pub fn service(router: Router) -> MapRequest<Router, fn(Request) -> Request> {
+    router.map_request(attach_platform_context as fn(Request) -> Request)
+}

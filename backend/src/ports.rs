@@ -1,0 +1,101 @@
+//! The ports of the application: what it needs from the outside world, in domain terms.
+//! Adapters (DynamoDB, EventBridge, in-memory fakes in tests) implement these traits.
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::domain::{DomainEvent, Edge, Node, NodeId, UserId};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The item changed (or vanished) between read and conditional write.
+    #[error("the node was modified concurrently")]
+    VersionConflict,
+    #[error("a referenced node does not exist")]
+    NodeMissing,
+    #[error("the edge already exists")]
+    EdgeExists,
+    /// The store refused for load; the caller may retry later.
+    #[error("the store is throttling requests: {0}")]
+    Throttled(String),
+    #[error("the store failed: {0}")]
+    Unavailable(String),
+}
+
+/// Where a newest-first listing continues: just after this node. Holds no user id:
+/// the store rebuilds the full key from the authenticated user, so a cursor can never
+/// point into another user's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub created_at_ms: i64,
+    pub node_id: NodeId,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<ListCursor>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    /// Each edge once, in the direction it was created.
+    pub edges: Vec<Edge>,
+}
+
+/// Per-item result of a bulk write: nothing is silently lost, every id lands in one list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchOutcome {
+    pub succeeded: Vec<NodeId>,
+    pub failed: Vec<(NodeId, String)>,
+}
+
+#[async_trait]
+pub trait GraphStore: Send + Sync {
+    /// Stores a new node and its keyword postings atomically.
+    async fn insert_node(&self, node: &Node) -> Result<(), StoreError>;
+    /// Stores many new nodes; each one is either fully written or reported as failed.
+    async fn insert_nodes(&self, nodes: &[Node]) -> Result<BatchOutcome, StoreError>;
+    async fn get_node(&self, user: &UserId, id: NodeId) -> Result<Option<Node>, StoreError>;
+    /// The nodes that exist among `ids`, in no particular order.
+    async fn get_nodes(&self, user: &UserId, ids: &[NodeId]) -> Result<Vec<Node>, StoreError>;
+    /// Replaces `previous` by `next` if the stored version is still `previous.version`.
+    async fn replace_node(&self, previous: &Node, next: &Node) -> Result<(), StoreError>;
+    /// Deletes nodes with their edges (both directions) and keyword postings.
+    async fn delete_nodes(&self, user: &UserId, nodes: &[Node])
+    -> Result<BatchOutcome, StoreError>;
+    async fn list_nodes(
+        &self,
+        user: &UserId,
+        limit: usize,
+        after: Option<ListCursor>,
+    ) -> Result<Page<Node>, StoreError>;
+    async fn graph(&self, user: &UserId) -> Result<Graph, StoreError>;
+    /// Stores both directions of an edge; both ends must exist.
+    async fn insert_edge(&self, edge: &Edge) -> Result<(), StoreError>;
+    /// Removes both directions; `false` when there was no such edge.
+    async fn delete_edge(&self, user: &UserId, a: NodeId, b: NodeId) -> Result<bool, StoreError>;
+    /// The node and its adjacency list, or `None` when the node does not exist.
+    async fn node_edges(&self, user: &UserId, id: NodeId) -> Result<Option<Vec<Edge>>, StoreError>;
+    /// Ids of the user's nodes with this keyword, newest first.
+    async fn nodes_with_keyword(
+        &self,
+        user: &UserId,
+        keyword: &str,
+        limit: usize,
+    ) -> Result<Vec<NodeId>, StoreError>;
+    /// A cheap call that proves the store is reachable and the table exists.
+    async fn check(&self) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Error)]
+#[error("event publishing failed: {0}")]
+pub struct PublishError(pub String);
+
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, events: Vec<DomainEvent>) -> Result<(), PublishError>;
+    /// A cheap call that proves the event bus is reachable.
+    async fn check(&self) -> Result<(), PublishError>;
+}
