@@ -33,8 +33,28 @@ fn authorizer_subject(context: &RequestContext) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The request URI with the path as the client sent it. `lambda_http` prefixes REST API
+/// paths with the stage name (`/prod/api/v1/...`); the router serves `/api/v1/...`
+/// whatever the stage or custom domain mapping.
+fn without_stage(request: &Request) -> Option<http::Uri> {
+    let raw_path = request.raw_http_path();
+    if raw_path.is_empty() || raw_path == request.uri().path() {
+        return None;
+    }
+    let path_and_query = match request.uri().query() {
+        Some(query) => format!("{raw_path}?{query}"),
+        None => raw_path.to_owned(),
+    };
+    let mut parts = request.uri().clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    http::Uri::from_parts(parts).ok()
+}
+
 /// Moves what the platform verified into the neutral extensions the router reads.
 pub fn attach_platform_context(mut request: Request) -> Request {
+    if let Some(uri) = without_stage(&request) {
+        *request.uri_mut() = uri;
+    }
     let subject = request.request_context_ref().and_then(authorizer_subject);
     let request_id = request
         .lambda_context_ref()

@@ -50,12 +50,20 @@ pub struct AwsClients {
 
 impl AwsClients {
     pub fn new(sdk: &SdkConfig, endpoints: &EndpointOverrides) -> Self {
+        // Only an override replaces the endpoint: `set_endpoint_url(None)` would erase the
+        // one the SDK already resolved from `AWS_ENDPOINT_URL_*`.
         let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
-        dynamodb.set_endpoint_url(endpoints.dynamodb.clone());
+        if let Some(url) = &endpoints.dynamodb {
+            dynamodb.set_endpoint_url(Some(url.clone()));
+        }
         let mut eventbridge = aws_sdk_eventbridge::config::Builder::from(sdk);
-        eventbridge.set_endpoint_url(endpoints.eventbridge.clone());
+        if let Some(url) = &endpoints.eventbridge {
+            eventbridge.set_endpoint_url(Some(url.clone()));
+        }
         let mut sqs = aws_sdk_sqs::config::Builder::from(sdk);
-        sqs.set_endpoint_url(endpoints.sqs.clone());
+        if let Some(url) = &endpoints.sqs {
+            sqs.set_endpoint_url(Some(url.clone()));
+        }
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
             eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge.build()),

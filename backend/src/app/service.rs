@@ -79,7 +79,7 @@ pub struct GraphService {
     extractor: KeywordExtractor,
 }
 
-fn throttled_failure(message: String) -> ItemFailure {
+fn write_failure(message: String) -> ItemFailure {
     ItemFailure {
         code: "write-throttled",
         message,
@@ -217,9 +217,7 @@ impl GraphService {
         let failed: HashMap<NodeId, String> = outcome.failed.into_iter().collect();
         for (index, node) in pending {
             match failed.get(&node.id) {
-                Some(reason) => report
-                    .failed
-                    .push((index, throttled_failure(reason.clone()))),
+                Some(reason) => report.failed.push((index, write_failure(reason.clone()))),
                 None => report.created.push(node),
             }
         }
@@ -282,7 +280,7 @@ impl GraphService {
                 };
                 report.failed.push((raw, failure));
             } else if let Some(reason) = failed.get(&id) {
-                report.failed.push((raw, throttled_failure(reason.clone())));
+                report.failed.push((raw, write_failure(reason.clone())));
             } else {
                 events.push(DomainEvent::node_deleted(found_by_id[&id], now));
                 report.deleted.push(id.to_string());

@@ -23,7 +23,8 @@ const LEEWAY_SECONDS: u64 = 30;
 struct Claims {
     sub: String,
     exp: i64,
-    iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
 }
 
 /// Claims that API Gateway's JWT or Cognito authorizer verified; put into the request
@@ -120,7 +121,7 @@ pub fn issue_token(
     let now = Utc::now().timestamp();
     let claims = Claims {
         sub: user.to_string(),
-        iat: now,
+        iat: Some(now),
         exp: now + ttl_seconds,
     };
     jsonwebtoken::encode(

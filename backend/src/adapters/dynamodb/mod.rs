@@ -290,7 +290,7 @@ impl GraphStore for DynamoGraphStore {
         Ok(outcome(
             nodes.iter().map(|n| n.id),
             &failed,
-            "the write was throttled; retry this node",
+            "the write did not complete after retries; retry this node",
         ))
     }
 
@@ -398,7 +398,7 @@ impl GraphStore for DynamoGraphStore {
         Ok(outcome(
             nodes.iter().map(|n| n.id),
             &failed,
-            "the delete was throttled; retry this node",
+            "the delete did not complete after retries; retry this node",
         ))
     }
 

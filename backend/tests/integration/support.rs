@@ -1,0 +1,268 @@
+//! Shared test harness: one set of emulators per test binary (or the endpoints given
+//! in the environment), one table and bus per binary, and a fresh app per test.
+
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::body::Body;
+use brain2::adapters::aws::{AwsClients, EndpointOverrides, emulator_sdk_config};
+use brain2::adapters::provision::{Provisioned, provision};
+use brain2::bootstrap;
+use brain2::config::{AuthSettings, Settings};
+use brain2::devstack::{DevStack, DevStackPaths};
+use brain2::domain::UserId;
+use brain2::http::auth::issue_token;
+use brain2::http::middleware::VersionPolicy;
+use http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const TEST_SECRET: &str = "integration-test-secret-integration-test-secret";
+
+pub struct SharedStack {
+    _devstack: Option<DevStack>,
+    pub endpoints: EndpointOverrides,
+    pub table: String,
+    pub bus: String,
+    pub provisioned: Provisioned,
+}
+
+static STACK: OnceLock<SharedStack> = OnceLock::new();
+
+fn endpoints_from_environment() -> Option<EndpointOverrides> {
+    let dynamodb = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok()?;
+    let eventbridge = std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE").ok()?;
+    let sqs = std::env::var("AWS_ENDPOINT_URL_SQS").unwrap_or_else(|_| eventbridge.clone());
+    Some(EndpointOverrides {
+        dynamodb: Some(dynamodb),
+        eventbridge: Some(eventbridge),
+        sqs: Some(sqs),
+    })
+}
+
+/// Starts (once) the emulators and provisions a table and bus unique to this test binary.
+pub fn stack() -> &'static SharedStack {
+    // Started on a plain thread: the first caller is usually inside a test's runtime,
+    // where blocking on another runtime is not allowed.
+    STACK.get_or_init(|| {
+        std::thread::spawn(start_stack)
+            .join()
+            .expect("test stack starts")
+    })
+}
+
+fn start_stack() -> SharedStack {
+    {
+        let (devstack, endpoints) = match endpoints_from_environment() {
+            Some(endpoints) => (None, endpoints),
+            None => {
+                let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+                let paths =
+                    DevStackPaths::discover(&root).expect("emulators installed (run `make tools`)");
+                let devstack = DevStack::start(&paths).expect("emulators start");
+                let endpoints = EndpointOverrides::emulators(
+                    devstack.dynamodb_endpoint(),
+                    devstack.moto_endpoint(),
+                );
+                (Some(devstack), endpoints)
+            }
+        };
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let table = format!("brain2-test-{}", &suffix[..12]);
+        let bus = table.clone();
+        // Provisioning runs on a runtime of its own: each test has its own runtime, and
+        // this one-time work must not belong to whichever test came first.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let provisioned = runtime.block_on(async {
+            let clients = AwsClients::new(&emulator_sdk_config().await, &endpoints);
+            provision(&clients, &table, &bus)
+                .await
+                .expect("provisioning succeeds")
+        });
+        SharedStack {
+            _devstack: devstack,
+            endpoints,
+            table,
+            bus,
+            provisioned,
+        }
+    }
+}
+
+pub fn unique_user() -> String {
+    format!("user-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn token(user: &str) -> String {
+    issue_token(TEST_SECRET, &UserId::parse(user).unwrap(), 600).unwrap()
+}
+
+pub fn test_settings() -> Settings {
+    let stack = stack();
+    Settings {
+        table_name: stack.table.clone(),
+        event_bus: stack.bus.clone(),
+        auth: AuthSettings::SharedSecret {
+            secret: Some(TEST_SECRET.to_owned()),
+        },
+        version_policy: VersionPolicy::default(),
+    }
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub clients: AwsClients,
+    pub settings: Settings,
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json answer with this status and code.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status, body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.body["code"], code, "body: {}", self.body);
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(test_settings()).await
+    }
+
+    pub async fn spawn_with(settings: Settings) -> Self {
+        let clients = AwsClients::new(&emulator_sdk_config().await, &stack().endpoints);
+        let router = brain2::http::router(bootstrap::app_state(&settings, &clients));
+        Self {
+            router,
+            clients,
+            settings,
+        }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router is infallible");
+        read_response(response).await
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(user) = user {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token(user)));
+        }
+        let body = match body {
+            Some(json) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(builder.body(body).unwrap()).await
+    }
+
+    pub async fn get(&self, user: &str, path: &str) -> TestResponse {
+        self.call(Method::GET, path, Some(user), None).await
+    }
+
+    pub async fn post(&self, user: &str, path: &str, body: Value) -> TestResponse {
+        self.call(Method::POST, path, Some(user), Some(body)).await
+    }
+
+    pub async fn put(&self, user: &str, path: &str, body: Value) -> TestResponse {
+        self.call(Method::PUT, path, Some(user), Some(body)).await
+    }
+
+    pub async fn delete(&self, user: &str, path: &str) -> TestResponse {
+        self.call(Method::DELETE, path, Some(user), None).await
+    }
+
+    /// Creates a node and returns its JSON.
+    pub async fn create_node(&self, user: &str, content: &str) -> Value {
+        let response = self
+            .post(
+                user,
+                "/api/v1/nodes",
+                serde_json::json!({ "content": content }),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body
+    }
+
+    /// Every item in the table whose partition key starts with the user's prefix,
+    /// read straight from DynamoDB (a Scan: test inspection only, never in the service).
+    pub async fn raw_items_of(
+        &self,
+        user: &str,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let prefix = format!("USER#{user}");
+        let output = self
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&self.settings.table_name)
+            .filter_expression("begins_with(PK, :prefix)")
+            .expression_attribute_values(
+                ":prefix",
+                aws_sdk_dynamodb::types::AttributeValue::S(prefix),
+            )
+            .send()
+            .await
+            .unwrap();
+        output.items.unwrap_or_default()
+    }
+}
+
+pub async fn read_response(response: axum::response::Response) -> TestResponse {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}
