@@ -47,11 +47,7 @@ const MOTO_NAME: &str = "moto_server";
 #[derive(Debug, thiserror::Error)]
 pub enum DevStackError {
     #[error("{what} not found at {}: run `make tools` or set {env_var}", path.display())]
-    ToolNotFound {
-        what: &'static str,
-        path: PathBuf,
-        env_var: &'static str,
-    },
+    ToolNotFound { what: &'static str, path: PathBuf, env_var: &'static str },
     #[error("failed to start {name} ({program}): {source}")]
     Spawn {
         name: &'static str,
@@ -60,21 +56,12 @@ pub enum DevStackError {
         source: io::Error,
     },
     #[error("{name} exited during startup ({status}); last output:\n{output}")]
-    Exited {
-        name: &'static str,
-        status: ExitStatus,
-        output: String,
-    },
+    Exited { name: &'static str, status: ExitStatus, output: String },
     #[error(
         "{name} did not answer HTTP on 127.0.0.1:{port} within {}s; last output:\n{output}",
         timeout.as_secs()
     )]
-    Timeout {
-        name: &'static str,
-        port: u16,
-        timeout: Duration,
-        output: String,
-    },
+    Timeout { name: &'static str, port: u16, timeout: Duration, output: String },
     #[error("devstack I/O error: {0}")]
     Io(#[from] io::Error),
     #[error("devstack supervisor thread ended unexpectedly")]
@@ -117,8 +104,7 @@ impl DevStackPaths {
             });
         }
 
-        let moto_server =
-            env_path(MOTO_SERVER_ENV).unwrap_or_else(|| local.join("venv/bin/moto_server"));
+        let moto_server = env_path(MOTO_SERVER_ENV).unwrap_or_else(|| local.join("venv/bin/moto_server"));
         if !moto_server.is_file() {
             return Err(DevStackError::ToolNotFound {
                 what: "moto_server",
@@ -137,9 +123,7 @@ impl DevStackPaths {
 }
 
 fn env_path(var: &str) -> Option<PathBuf> {
-    std::env::var_os(var)
-        .filter(|value| !value.is_empty())
-        .map(PathBuf::from)
+    std::env::var_os(var).filter(|value| !value.is_empty()).map(PathBuf::from)
 }
 
 /// The npm package keeps the jar in a dated `dynamodb_local_<date>` directory;
@@ -149,12 +133,7 @@ fn find_dynamodb_jar(lib: &Path) -> PathBuf {
     let newest = std::fs::read_dir(lib).ok().and_then(|entries| {
         entries
             .filter_map(Result::ok)
-            .filter(|entry| {
-                entry
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("dynamodb_local_")
-            })
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with("dynamodb_local_"))
             .map(|entry| entry.path().join("DynamoDBLocal.jar"))
             .filter(|jar| jar.is_file())
             .max()
@@ -215,10 +194,7 @@ impl DevStack {
             Ok(Ok(ports)) => Ok(DevStack {
                 dynamodb_endpoint: endpoint(ports.dynamodb),
                 moto_endpoint: endpoint(ports.moto),
-                supervisor: Some(Supervisor {
-                    stop: stop_tx,
-                    thread,
-                }),
+                supervisor: Some(Supervisor { stop: stop_tx, thread }),
             }),
             Ok(Err(err)) => {
                 let _ = thread.join();
@@ -293,11 +269,7 @@ struct Ports {
 }
 
 /// Body of the supervisor thread: owns the children for their whole life.
-fn supervise(
-    paths: &DevStackPaths,
-    ready: &mpsc::Sender<Result<Ports, DevStackError>>,
-    stop: &mpsc::Receiver<()>,
-) {
+fn supervise(paths: &DevStackPaths, ready: &mpsc::Sender<Result<Ports, DevStackError>>, stop: &mpsc::Receiver<()>) {
     let mut emulators = Vec::with_capacity(2);
     match launch(paths, &mut emulators) {
         Ok(ports) => {
@@ -354,11 +326,7 @@ fn launch(paths: &DevStackPaths, emulators: &mut Vec<Emulator>) -> Result<Ports,
         dynamodb_command(&paths.dynamodb_local_jar, ports.dynamodb),
         ports.dynamodb,
     )?);
-    emulators.push(Emulator::spawn(
-        MOTO_NAME,
-        moto_command(&paths.moto_server, ports.moto),
-        ports.moto,
-    )?);
+    emulators.push(Emulator::spawn(MOTO_NAME, moto_command(&paths.moto_server, ports.moto), ports.moto)?);
 
     wait_ready(emulators)?;
     Ok(ports)
@@ -416,9 +384,7 @@ fn answers_http(port: u16) -> bool {
     };
     if stream.set_read_timeout(Some(PROBE_IO_TIMEOUT)).is_err()
         || stream.set_write_timeout(Some(PROBE_IO_TIMEOUT)).is_err()
-        || stream
-            .write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .is_err()
+        || stream.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err()
     {
         return false;
     }
@@ -443,10 +409,7 @@ fn dynamodb_command(jar: &Path, port: u16) -> Command {
         // which matter more than peak throughput for tests on two cores.
         .arg("-XX:TieredStopAtLevel=1")
         .arg("-XX:+UseSerialGC")
-        .arg(format!(
-            "-Djava.library.path={}",
-            dir.join("DynamoDBLocal_lib").display()
-        ))
+        .arg(format!("-Djava.library.path={}", dir.join("DynamoDBLocal_lib").display()))
         .arg("-jar")
         .arg(jar)
         .args(["-inMemory", "-sharedDb", "-port"])
@@ -460,9 +423,7 @@ fn moto_command(moto_server: &Path, port: u16) -> Command {
     // interpreter directly, so the child is the server process itself (no
     // wrapper shell or reloader that would survive a kill).
     let mut command = Command::new(moto_server);
-    command
-        .args(["-H", "127.0.0.1", "-p"])
-        .arg(port.to_string());
+    command.args(["-H", "127.0.0.1", "-p"]).arg(port.to_string());
     command
 }
 
@@ -478,24 +439,15 @@ struct Emulator {
 
 impl Emulator {
     fn spawn(name: &'static str, mut command: Command, port: u16) -> Result<Self, DevStackError> {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         isolate(&mut command);
         let child = command.spawn().map_err(|source| DevStackError::Spawn {
             name,
             program: command.get_program().to_string_lossy().into_owned(),
             source,
         })?;
-        let mut emulator = Self {
-            name,
-            port,
-            child,
-            reaped: false,
-            output: OutputTail::default(),
-            drains: Vec::with_capacity(2),
-        };
+        let mut emulator =
+            Self { name, port, child, reaped: false, output: OutputTail::default(), drains: Vec::with_capacity(2) };
         if let Err(err) = emulator.drain_output() {
             emulator.kill();
             emulator.reap();
@@ -567,14 +519,7 @@ fn isolate(command: &mut Command) {
         // async-signal-safe syscalls, with no allocation.
         unsafe {
             command.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
                     return Err(io::Error::last_os_error());
                 }
                 // The parent may have died before the death signal was armed,
@@ -593,11 +538,7 @@ fn isolate(command: &mut Command) {
 struct OutputTail(Arc<Mutex<VecDeque<String>>>);
 
 impl OutputTail {
-    fn drain(
-        &self,
-        thread_name: String,
-        pipe: impl Read + Send + 'static,
-    ) -> io::Result<JoinHandle<()>> {
+    fn drain(&self, thread_name: String, pipe: impl Read + Send + 'static) -> io::Result<JoinHandle<()>> {
         let tail = self.clone();
         thread::Builder::new().name(thread_name).spawn(move || {
             let mut reader = BufReader::new(pipe);
@@ -611,10 +552,7 @@ impl OutputTail {
     }
 
     fn push(&self, line: String) {
-        let mut lines = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut lines = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if lines.len() == TAIL_LINES {
             lines.pop_front();
         }
@@ -622,10 +560,7 @@ impl OutputTail {
     }
 
     fn snapshot(&self) -> String {
-        let lines = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lines = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if lines.is_empty() {
             return "(no output)".to_owned();
         }

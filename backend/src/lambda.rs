@@ -18,19 +18,10 @@ fn authorizer_subject(context: &RequestContext) -> Option<String> {
         RequestContext::ApiGatewayV1(context) => &context.authorizer,
         _ => return None,
     };
-    if let Some(subject) = authorizer
-        .jwt
-        .as_ref()
-        .and_then(|jwt| jwt.claims.get("sub"))
-    {
+    if let Some(subject) = authorizer.jwt.as_ref().and_then(|jwt| jwt.claims.get("sub")) {
         return Some(subject.clone());
     }
-    authorizer
-        .fields
-        .get("claims")?
-        .get("sub")?
-        .as_str()
-        .map(str::to_owned)
+    authorizer.fields.get("claims")?.get("sub")?.as_str().map(str::to_owned)
 }
 
 /// The request URI with the path as the client sent it. `lambda_http` prefixes REST API
@@ -56,9 +47,7 @@ pub fn attach_platform_context(mut request: Request) -> Request {
         *request.uri_mut() = uri;
     }
     let subject = request.request_context_ref().and_then(authorizer_subject);
-    let request_id = request
-        .lambda_context_ref()
-        .map(|context| context.request_id.clone());
+    let request_id = request.lambda_context_ref().map(|context| context.request_id.clone());
     let extensions = request.extensions_mut();
     extensions.insert(AuthorizerClaims { subject });
     if let Some(id) = request_id {

@@ -2,6 +2,7 @@
 //! Adapters (DynamoDB, EventBridge, in-memory fakes in tests) implement these traits.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 use crate::domain::{DomainEvent, Edge, Node, NodeId, UserId};
@@ -51,6 +52,13 @@ pub struct BatchOutcome {
     pub failed: Vec<(NodeId, String)>,
 }
 
+/// A soft-deleted node waiting in the deletion queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedNode {
+    pub user_id: UserId,
+    pub node_id: NodeId,
+}
+
 #[async_trait]
 pub trait GraphStore: Send + Sync {
     /// Stores a new node and its keyword postings atomically.
@@ -63,8 +71,15 @@ pub trait GraphStore: Send + Sync {
     /// Replaces `previous` by `next` if the stored version is still `previous.version`.
     async fn replace_node(&self, previous: &Node, next: &Node) -> Result<(), StoreError>;
     /// Deletes nodes with their edges (both directions) and keyword postings.
-    async fn delete_nodes(&self, user: &UserId, nodes: &[Node])
-    -> Result<BatchOutcome, StoreError>;
+    async fn delete_nodes(&self, user: &UserId, nodes: &[Node]) -> Result<BatchOutcome, StoreError>;
+    /// Marks nodes deleted in one write each: from then on no read returns them, and they
+    /// wait in the deletion queue for [`GraphStore::purge_deleted`].
+    async fn mark_deleted(&self, user: &UserId, nodes: &[Node], at: DateTime<Utc>) -> Result<BatchOutcome, StoreError>;
+    /// Soft-deleted nodes deleted before `before`, oldest first per queue shard.
+    async fn deletion_queue(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<DeletedNode>, StoreError>;
+    /// Removes what is left of a soft-deleted node: both directions of its edges, its
+    /// postings and the node item. Idempotent; `false` when there was nothing to remove.
+    async fn purge_deleted(&self, user: &UserId, id: NodeId) -> Result<bool, StoreError>;
     async fn list_nodes(
         &self,
         user: &UserId,
@@ -79,12 +94,7 @@ pub trait GraphStore: Send + Sync {
     /// The node and its adjacency list, or `None` when the node does not exist.
     async fn node_edges(&self, user: &UserId, id: NodeId) -> Result<Option<Vec<Edge>>, StoreError>;
     /// Ids of the user's nodes with this keyword, newest first.
-    async fn nodes_with_keyword(
-        &self,
-        user: &UserId,
-        keyword: &str,
-        limit: usize,
-    ) -> Result<Vec<NodeId>, StoreError>;
+    async fn nodes_with_keyword(&self, user: &UserId, keyword: &str, limit: usize) -> Result<Vec<NodeId>, StoreError>;
     /// A cheap call that proves the store is reachable and the table exists.
     async fn check(&self) -> Result<(), StoreError>;
 }

@@ -9,20 +9,13 @@ use std::time::{Duration, Instant};
 use brain2::devstack::{DevStack, DevStackPaths};
 
 fn socket_addr(endpoint: &str) -> SocketAddr {
-    endpoint
-        .strip_prefix("http://")
-        .expect("endpoint is plain http")
-        .parse()
-        .expect("endpoint is host:port")
+    endpoint.strip_prefix("http://").expect("endpoint is plain http").parse().expect("endpoint is host:port")
 }
 
 /// Sends a raw HTTP/1.0 request and returns the whole response.
 fn http(addr: SocketAddr, request: &str) -> String {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("emulator accepts");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("emulator accepts");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
@@ -69,10 +62,7 @@ fn starts_serves_and_stops() {
 
     let vars = stack.env_vars();
     let var = |key: &str| {
-        vars.iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("{key} missing"))
+        vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("{key} missing"))
     };
     assert_eq!(var("AWS_ENDPOINT_URL_DYNAMODB"), stack.dynamodb_endpoint());
     assert_eq!(var("AWS_ENDPOINT_URL_EVENTBRIDGE"), stack.moto_endpoint());
@@ -83,10 +73,7 @@ fn starts_serves_and_stops() {
     stack.write_env_file(&env_file).unwrap();
     let written = std::fs::read_to_string(&env_file).unwrap();
     std::fs::remove_file(&env_file).unwrap();
-    let expected = format!(
-        "export AWS_ENDPOINT_URL_DYNAMODB={}\n",
-        stack.dynamodb_endpoint()
-    );
+    let expected = format!("export AWS_ENDPOINT_URL_DYNAMODB={}\n", stack.dynamodb_endpoint());
     assert!(written.contains(&expected), "{written}");
 
     stack.stop();

@@ -6,6 +6,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::{Value, json};
 
+use crate::adapters::aws::eventbridge_client;
 use crate::domain::DomainEvent;
 use crate::domain::events::EventKind;
 use crate::ports::{EventPublisher, PublishError};
@@ -28,11 +29,7 @@ pub fn event_detail(event: &DomainEvent) -> Value {
             json!({ "keywords": keywords })
         }
         EventKind::NodeDeleted => json!({}),
-        EventKind::EdgeCreated {
-            target,
-            weight,
-            edge_kind,
-        } => {
+        EventKind::EdgeCreated { target, weight, edge_kind } => {
             json!({ "targetId": target.to_string(), "weight": weight, "kind": edge_kind })
         }
         EventKind::EdgeDeleted { target } => json!({ "targetId": target.to_string() }),
@@ -47,14 +44,20 @@ pub fn event_detail(event: &DomainEvent) -> Value {
 pub struct EventBridgePublisher {
     client: Client,
     bus: String,
+    entries_per_call: usize,
 }
 
 impl EventBridgePublisher {
-    pub fn new(client: Client, bus: impl Into<String>) -> Self {
-        Self {
-            client,
-            bus: bus.into(),
-        }
+    /// `batched`: up to ten entries per PutEvents; otherwise one call per event, as the
+    /// old backend did.
+    pub fn new(client: Client, bus: impl Into<String>, batched: bool) -> Self {
+        let entries_per_call = if batched { MAX_ENTRIES_PER_CALL } else { 1 };
+        Self { client, bus: bus.into(), entries_per_call }
+    }
+
+    /// The request's own client when `client_reuse` is off, else the process-wide one.
+    fn client(&self) -> Client {
+        eventbridge_client(&self.client)
     }
 
     fn entry(&self, event: &DomainEvent) -> PutEventsRequestEntry {
@@ -70,10 +73,10 @@ impl EventBridgePublisher {
 #[async_trait]
 impl EventPublisher for EventBridgePublisher {
     async fn publish(&self, events: Vec<DomainEvent>) -> Result<(), PublishError> {
-        for chunk in events.chunks(MAX_ENTRIES_PER_CALL) {
+        for chunk in events.chunks(self.entries_per_call) {
             let entries = chunk.iter().map(|event| self.entry(event)).collect();
             let output = self
-                .client
+                .client()
                 .put_events()
                 .set_entries(Some(entries))
                 .send()
@@ -84,9 +87,7 @@ impl EventPublisher for EventBridgePublisher {
                     .entries()
                     .iter()
                     .filter_map(|entry| {
-                        entry.error_code().map(|code| {
-                            format!("{code}: {}", entry.error_message().unwrap_or_default())
-                        })
+                        entry.error_code().map(|code| format!("{code}: {}", entry.error_message().unwrap_or_default()))
                     })
                     .collect();
                 return Err(PublishError(format!(
@@ -100,7 +101,7 @@ impl EventPublisher for EventBridgePublisher {
     }
 
     async fn check(&self) -> Result<(), PublishError> {
-        self.client
+        self.client()
             .describe_event_bus()
             .name(&self.bus)
             .send()

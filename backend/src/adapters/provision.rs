@@ -23,17 +23,11 @@ pub struct ProvisionError {
 }
 
 fn failed(what: &'static str) -> impl Fn(&dyn std::fmt::Debug) -> ProvisionError {
-    move |error| ProvisionError {
-        what,
-        reason: format!("{error:?}"),
-    }
+    move |error| ProvisionError { what, reason: format!("{error:?}") }
 }
 
 fn context<E: std::error::Error>(what: &'static str) -> impl Fn(E) -> ProvisionError {
-    move |error| ProvisionError {
-        what,
-        reason: DisplayErrorContext(&error).to_string(),
-    }
+    move |error| ProvisionError { what, reason: DisplayErrorContext(&error).to_string() }
 }
 
 /// What was created, for callers that read the events.
@@ -43,36 +37,15 @@ pub struct Provisioned {
     pub events_dlq_url: String,
 }
 
-pub async fn provision(
-    clients: &AwsClients,
-    table: &str,
-    bus: &str,
-) -> Result<Provisioned, ProvisionError> {
-    ensure_table(&clients.dynamodb, table)
-        .await
-        .map_err(|e| failed("the table")(&e))?;
-    if clients
-        .eventbridge
-        .describe_event_bus()
-        .name(bus)
-        .send()
-        .await
-        .is_err()
-    {
-        clients
-            .eventbridge
-            .create_event_bus()
-            .name(bus)
-            .send()
-            .await
-            .map_err(context("the event bus"))?;
+pub async fn provision(clients: &AwsClients, table: &str, bus: &str) -> Result<Provisioned, ProvisionError> {
+    ensure_table(&clients.dynamodb, table).await.map_err(|e| failed("the table")(&e))?;
+    if clients.eventbridge.describe_event_bus().name(bus).send().await.is_err() {
+        clients.eventbridge.create_event_bus().name(bus).send().await.map_err(context("the event bus"))?;
     }
     let dlq_url = create_queue(clients, &format!("{bus}-events-dlq"), None).await?;
     let dlq_arn = queue_arn(clients, &dlq_url).await?;
-    let redrive =
-        json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES.to_string() });
-    let queue_url =
-        create_queue(clients, &format!("{bus}-events"), Some(redrive.to_string())).await?;
+    let redrive = json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES.to_string() });
+    let queue_url = create_queue(clients, &format!("{bus}-events"), Some(redrive.to_string())).await?;
     let queue_arn = queue_arn(clients, &queue_url).await?;
     let rule = format!("{bus}-all-events");
     clients
@@ -98,26 +71,16 @@ pub async fn provision(
         .send()
         .await
         .map_err(context("the rule target"))?;
-    Ok(Provisioned {
-        events_queue_url: queue_url,
-        events_dlq_url: dlq_url,
-    })
+    Ok(Provisioned { events_queue_url: queue_url, events_dlq_url: dlq_url })
 }
 
-async fn create_queue(
-    clients: &AwsClients,
-    name: &str,
-    redrive: Option<String>,
-) -> Result<String, ProvisionError> {
+async fn create_queue(clients: &AwsClients, name: &str, redrive: Option<String>) -> Result<String, ProvisionError> {
     let mut request = clients.sqs.create_queue().queue_name(name);
     if let Some(policy) = redrive {
         request = request.attributes(QueueAttributeName::RedrivePolicy, policy);
     }
     let output = request.send().await.map_err(context("a queue"))?;
-    output.queue_url.ok_or_else(|| ProvisionError {
-        what: "a queue",
-        reason: "no queue URL returned".into(),
-    })
+    output.queue_url.ok_or_else(|| ProvisionError { what: "a queue", reason: "no queue URL returned".into() })
 }
 
 async fn queue_arn(clients: &AwsClients, url: &str) -> Result<String, ProvisionError> {
@@ -132,8 +95,5 @@ async fn queue_arn(clients: &AwsClients, url: &str) -> Result<String, ProvisionE
     output
         .attributes
         .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
-        .ok_or_else(|| ProvisionError {
-            what: "a queue ARN",
-            reason: "no ARN returned".into(),
-        })
+        .ok_or_else(|| ProvisionError { what: "a queue ARN", reason: "no ARN returned".into() })
 }

@@ -56,17 +56,8 @@ async fn timed<E: std::fmt::Display>(
         Ok(Err(error)) => Some(error.to_string()),
         Err(_) => Some(format!("no answer within {} ms", CHECK_TIMEOUT.as_millis())),
     };
-    let status = if error.is_none() {
-        Status::Up
-    } else {
-        Status::Down
-    };
-    ComponentHealth {
-        name,
-        status,
-        duration: started.elapsed(),
-        error,
-    }
+    let status = if error.is_none() { Status::Up } else { Status::Down };
+    ComponentHealth { name, status, duration: started.elapsed(), error }
 }
 
 impl HealthChecker {
@@ -77,18 +68,13 @@ impl HealthChecker {
     /// Down when the table is unreachable (nothing works); degraded when only event
     /// publishing is (reads and writes still work, events are late).
     pub async fn check(&self) -> HealthReport {
-        let (dynamodb, eventbridge) = tokio::join!(
-            timed("dynamodb", self.store.check()),
-            timed("eventbridge", self.events.check())
-        );
+        let (dynamodb, eventbridge) =
+            tokio::join!(timed("dynamodb", self.store.check()), timed("eventbridge", self.events.check()));
         let status = match (dynamodb.status, eventbridge.status) {
             (Status::Up, Status::Up) => Status::Up,
             (Status::Up, _) => Status::Degraded,
             _ => Status::Down,
         };
-        HealthReport {
-            status,
-            components: vec![dynamodb, eventbridge],
-        }
+        HealthReport { status, components: vec![dynamodb, eventbridge] }
     }
 }

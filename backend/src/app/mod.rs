@@ -1,5 +1,7 @@
 //! Application services: the use cases, written against the ports only.
 
+pub mod cache;
+pub mod cleanup;
 pub mod health;
 pub mod service;
 

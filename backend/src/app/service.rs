@@ -5,8 +5,7 @@ use chrono::Utc;
 use thiserror::Error;
 
 use crate::domain::{
-    DomainError, DomainEvent, Edge, EdgeKind, EdgeWeight, KeywordExtractor, Node, NodeDraft,
-    NodeId, UserId,
+    DomainError, DomainEvent, Edge, EdgeKind, EdgeWeight, KeywordExtractor, Node, NodeDraft, NodeId, UserId,
 };
 use crate::ports::{EventPublisher, Graph, GraphStore, ListCursor, Page, StoreError};
 
@@ -32,9 +31,7 @@ pub enum ServiceError {
     BulkSize(usize),
     #[error("limit must be 1 to {MAX_PAGE_SIZE}, got {0}")]
     InvalidLimit(usize),
-    #[error(
-        "{0:?} cannot be searched: use one word that is not a stop word, number or very short word"
-    )]
+    #[error("{0:?} cannot be searched: use one word that is not a stop word, number or very short word")]
     NotAKeyword(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -77,21 +74,25 @@ pub struct GraphService {
     store: Arc<dyn GraphStore>,
     events: Arc<dyn EventPublisher>,
     extractor: KeywordExtractor,
+    /// Mark nodes deleted and leave the cascade to the cleanup worker, instead of
+    /// deleting edges and postings inside the request.
+    soft_delete: bool,
 }
 
 fn write_failure(message: String) -> ItemFailure {
-    ItemFailure {
-        code: "write-throttled",
-        message,
-    }
+    ItemFailure { code: "write-failed", message }
 }
 
 impl GraphService {
-    pub fn new(store: Arc<dyn GraphStore>, events: Arc<dyn EventPublisher>) -> Self {
-        Self {
-            store,
-            events,
-            extractor: KeywordExtractor::new(),
+    pub fn new(store: Arc<dyn GraphStore>, events: Arc<dyn EventPublisher>, soft_delete: bool) -> Self {
+        Self { store, events, extractor: KeywordExtractor::new(), soft_delete }
+    }
+
+    async fn remove(&self, user: &UserId, nodes: &[Node]) -> Result<crate::ports::BatchOutcome, StoreError> {
+        if self.soft_delete {
+            self.store.mark_deleted(user, nodes, Utc::now()).await
+        } else {
+            self.store.delete_nodes(user, nodes).await
         }
     }
 
@@ -117,10 +118,7 @@ impl GraphService {
     }
 
     pub async fn get_node(&self, user: &UserId, id: NodeId) -> Result<Node, ServiceError> {
-        self.store
-            .get_node(user, id)
-            .await?
-            .ok_or(ServiceError::NodeNotFound(id))
+        self.store.get_node(user, id).await?.ok_or(ServiceError::NodeNotFound(id))
     }
 
     pub async fn update_node(
@@ -133,10 +131,7 @@ impl GraphService {
         let draft = NodeDraft::new(&input.content, &input.tags)?;
         let current = self.get_node(user, id).await?;
         if current.version != expected_version {
-            return Err(ServiceError::VersionConflict {
-                expected: expected_version,
-                current: current.version,
-            });
+            return Err(ServiceError::VersionConflict { expected: expected_version, current: current.version });
         }
         let next = current.revise(draft, &self.extractor, Utc::now());
         match self.store.replace_node(&current, &next).await {
@@ -144,10 +139,7 @@ impl GraphService {
             Err(StoreError::VersionConflict) => {
                 // Someone else won the race; report the version they left behind.
                 let current = self.get_node(user, id).await?;
-                return Err(ServiceError::VersionConflict {
-                    expected: expected_version,
-                    current: current.version,
-                });
+                return Err(ServiceError::VersionConflict { expected: expected_version, current: current.version });
             }
             Err(other) => return Err(other.into()),
         }
@@ -157,15 +149,11 @@ impl GraphService {
 
     pub async fn delete_node(&self, user: &UserId, id: NodeId) -> Result<(), ServiceError> {
         let node = self.get_node(user, id).await?;
-        let outcome = self
-            .store
-            .delete_nodes(user, std::slice::from_ref(&node))
-            .await?;
+        let outcome = self.store.delete_nodes(user, std::slice::from_ref(&node)).await?;
         if let Some((_, reason)) = outcome.failed.first() {
             return Err(StoreError::Throttled(reason.clone()).into());
         }
-        self.publish(vec![DomainEvent::node_deleted(&node, Utc::now())])
-            .await;
+        self.publish(vec![DomainEvent::node_deleted(&node, Utc::now())]).await;
         Ok(())
     }
 
@@ -182,11 +170,7 @@ impl GraphService {
         Ok(self.store.list_nodes(user, limit, after).await?)
     }
 
-    pub async fn bulk_create(
-        &self,
-        user: &UserId,
-        inputs: Vec<NodeInput>,
-    ) -> Result<BulkCreateReport, ServiceError> {
+    pub async fn bulk_create(&self, user: &UserId, inputs: Vec<NodeInput>) -> Result<BulkCreateReport, ServiceError> {
         if inputs.is_empty() || inputs.len() > MAX_BULK_ITEMS {
             return Err(ServiceError::BulkSize(inputs.len()));
         }
@@ -195,25 +179,14 @@ impl GraphService {
         let mut pending: Vec<(usize, Node)> = Vec::with_capacity(inputs.len());
         for (index, input) in inputs.into_iter().enumerate() {
             match NodeDraft::new(&input.content, &input.tags) {
-                Ok(draft) => pending.push((
-                    index,
-                    Node::create(user.clone(), draft, &self.extractor, now),
-                )),
-                Err(error) => report.failed.push((
-                    index,
-                    ItemFailure {
-                        code: error.code(),
-                        message: error.to_string(),
-                    },
-                )),
+                Ok(draft) => pending.push((index, Node::create(user.clone(), draft, &self.extractor, now))),
+                Err(error) => {
+                    report.failed.push((index, ItemFailure { code: error.code(), message: error.to_string() }))
+                }
             }
         }
         let nodes: Vec<Node> = pending.iter().map(|(_, node)| node.clone()).collect();
-        let outcome = if nodes.is_empty() {
-            Default::default()
-        } else {
-            self.store.insert_nodes(&nodes).await?
-        };
+        let outcome = if nodes.is_empty() { Default::default() } else { self.store.insert_nodes(&nodes).await? };
         let failed: HashMap<NodeId, String> = outcome.failed.into_iter().collect();
         for (index, node) in pending {
             match failed.get(&node.id) {
@@ -222,22 +195,11 @@ impl GraphService {
             }
         }
         report.failed.sort_by_key(|(index, _)| *index);
-        self.publish(
-            report
-                .created
-                .iter()
-                .map(DomainEvent::node_created)
-                .collect(),
-        )
-        .await;
+        self.publish(report.created.iter().map(DomainEvent::node_created).collect()).await;
         Ok(report)
     }
 
-    pub async fn bulk_delete(
-        &self,
-        user: &UserId,
-        raw_ids: Vec<String>,
-    ) -> Result<BulkDeleteReport, ServiceError> {
+    pub async fn bulk_delete(&self, user: &UserId, raw_ids: Vec<String>) -> Result<BulkDeleteReport, ServiceError> {
         if raw_ids.is_empty() || raw_ids.len() > MAX_BULK_ITEMS {
             return Err(ServiceError::BulkSize(raw_ids.len()));
         }
@@ -247,37 +209,19 @@ impl GraphService {
             match NodeId::parse(&raw) {
                 Ok(id) if requested.iter().any(|(_, seen)| *seen == id) => {}
                 Ok(id) => requested.push((raw, id)),
-                Err(error) => report.failed.push((
-                    raw,
-                    ItemFailure {
-                        code: error.code(),
-                        message: error.to_string(),
-                    },
-                )),
+                Err(error) => report.failed.push((raw, ItemFailure { code: error.code(), message: error.to_string() })),
             }
         }
         let ids: Vec<NodeId> = requested.iter().map(|(_, id)| *id).collect();
-        let found = if ids.is_empty() {
-            Vec::new()
-        } else {
-            self.store.get_nodes(user, &ids).await?
-        };
-        let outcome = if found.is_empty() {
-            Default::default()
-        } else {
-            self.store.delete_nodes(user, &found).await?
-        };
+        let found = if ids.is_empty() { Vec::new() } else { self.store.get_nodes(user, &ids).await? };
+        let outcome = if found.is_empty() { Default::default() } else { self.remove(user, &found).await? };
         let failed: HashMap<NodeId, String> = outcome.failed.into_iter().collect();
-        let found_by_id: HashMap<NodeId, &Node> =
-            found.iter().map(|node| (node.id, node)).collect();
+        let found_by_id: HashMap<NodeId, &Node> = found.iter().map(|node| (node.id, node)).collect();
         let now = Utc::now();
         let mut events = Vec::new();
         for (raw, id) in requested {
             if !found_by_id.contains_key(&id) {
-                let failure = ItemFailure {
-                    code: "not-found",
-                    message: format!("node {id} does not exist"),
-                };
+                let failure = ItemFailure { code: "not-found", message: format!("node {id} does not exist") };
                 report.failed.push((raw, failure));
             } else if let Some(reason) = failed.get(&id) {
                 report.failed.push((raw, write_failure(reason.clone())));
@@ -301,18 +245,8 @@ impl GraphService {
         target: NodeId,
         weight: Option<f64>,
     ) -> Result<Edge, ServiceError> {
-        let weight = weight
-            .map(EdgeWeight::new)
-            .transpose()?
-            .unwrap_or(EdgeWeight::FULL);
-        let edge = Edge::new(
-            user.clone(),
-            source,
-            target,
-            weight,
-            EdgeKind::Manual,
-            Utc::now(),
-        )?;
+        let weight = weight.map(EdgeWeight::new).transpose()?.unwrap_or(EdgeWeight::FULL);
+        let edge = Edge::new(user.clone(), source, target, weight, EdgeKind::Manual, Utc::now())?;
         match self.store.insert_edge(&edge).await {
             Ok(()) => {}
             Err(StoreError::NodeMissing) => {
@@ -329,78 +263,37 @@ impl GraphService {
         Ok(edge)
     }
 
-    pub async fn delete_edge(
-        &self,
-        user: &UserId,
-        source: NodeId,
-        target: NodeId,
-    ) -> Result<(), ServiceError> {
+    pub async fn delete_edge(&self, user: &UserId, source: NodeId, target: NodeId) -> Result<(), ServiceError> {
         if !self.store.delete_edge(user, source, target).await? {
             return Err(ServiceError::EdgeNotFound(source, target));
         }
-        self.publish(vec![DomainEvent::edge_deleted(
-            user,
-            source,
-            target,
-            Utc::now(),
-        )])
-        .await;
+        self.publish(vec![DomainEvent::edge_deleted(user, source, target, Utc::now())]).await;
         Ok(())
     }
 
-    pub async fn neighbors(
-        &self,
-        user: &UserId,
-        id: NodeId,
-    ) -> Result<Vec<Neighbor>, ServiceError> {
-        let edges = self
-            .store
-            .node_edges(user, id)
-            .await?
-            .ok_or(ServiceError::NodeNotFound(id))?;
+    pub async fn neighbors(&self, user: &UserId, id: NodeId) -> Result<Vec<Neighbor>, ServiceError> {
+        let edges = self.store.node_edges(user, id).await?.ok_or(ServiceError::NodeNotFound(id))?;
         let other_ends: Vec<NodeId> = edges.iter().map(|edge| edge.other_end(id)).collect();
-        let nodes = if other_ends.is_empty() {
-            Vec::new()
-        } else {
-            self.store.get_nodes(user, &other_ends).await?
-        };
-        let mut by_id: HashMap<NodeId, Node> =
-            nodes.into_iter().map(|node| (node.id, node)).collect();
+        let nodes = if other_ends.is_empty() { Vec::new() } else { self.store.get_nodes(user, &other_ends).await? };
+        let mut by_id: HashMap<NodeId, Node> = nodes.into_iter().map(|node| (node.id, node)).collect();
         Ok(edges
             .into_iter()
-            .filter_map(|edge| {
-                by_id
-                    .remove(&edge.other_end(id))
-                    .map(|node| Neighbor { node, edge })
-            })
+            .filter_map(|edge| by_id.remove(&edge.other_end(id)).map(|node| Neighbor { node, edge }))
             .collect())
     }
 
-    pub async fn search(
-        &self,
-        user: &UserId,
-        term: &str,
-        limit: Option<usize>,
-    ) -> Result<Vec<Node>, ServiceError> {
+    pub async fn search(&self, user: &UserId, term: &str, limit: Option<usize>) -> Result<Vec<Node>, ServiceError> {
         let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
             return Err(ServiceError::InvalidLimit(limit));
         }
-        let keyword = self
-            .extractor
-            .normalize_term(term)
-            .ok_or_else(|| ServiceError::NotAKeyword(term.to_owned()))?;
+        let keyword = self.extractor.normalize_term(term).ok_or_else(|| ServiceError::NotAKeyword(term.to_owned()))?;
         let ids = self.store.nodes_with_keyword(user, &keyword, limit).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut by_id: HashMap<NodeId, Node> = self
-            .store
-            .get_nodes(user, &ids)
-            .await?
-            .into_iter()
-            .map(|node| (node.id, node))
-            .collect();
+        let mut by_id: HashMap<NodeId, Node> =
+            self.store.get_nodes(user, &ids).await?.into_iter().map(|node| (node.id, node)).collect();
         // Keep the index's newest-first order; ids whose node is gone are skipped.
         Ok(ids.into_iter().filter_map(|id| by_id.remove(&id)).collect())
     }

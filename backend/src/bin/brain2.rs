@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use brain2::adapters::aws::{AwsClients, EndpointOverrides, emulator_sdk_config, load_sdk_config};
+use brain2::adapters::aws::{ClientFactory, EndpointOverrides, SdkSource};
 use brain2::adapters::provision::provision;
 use brain2::config::Settings;
 use brain2::devstack::{DevStack, DevStackPaths};
 use brain2::domain::UserId;
 use brain2::http::auth::issue_token;
-use brain2::{bootstrap, http, telemetry};
+use brain2::{bootstrap, telemetry};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -53,26 +53,20 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Token { user, ttl_seconds } => {
             let user = UserId::parse(&user)?;
-            println!(
-                "{}",
-                issue_token(settings.jwt_secret(), &user, ttl_seconds)?
-            );
+            println!("{}", issue_token(settings.jwt_secret(), &user, ttl_seconds)?);
             Ok(())
         }
         Command::Provision => {
             telemetry::init();
-            let clients = AwsClients::new(&load_sdk_config().await, &EndpointOverrides::default());
-            let provisioned =
-                provision(&clients, &settings.table_name, &settings.event_bus).await?;
+            let clients = environment_factory(&settings).build().await;
+            let provisioned = provision(&clients, &settings.table_name, &settings.event_bus).await?;
             tracing::info!(queue = %provisioned.events_queue_url, "provisioned");
             Ok(())
         }
         Command::LocalAws { env_file } => {
             telemetry::init();
-            let (stack, _clients) = start_local_stack(&settings).await?;
-            stack
-                .write_env_file(&env_file)
-                .with_context(|| format!("writing {}", env_file.display()))?;
+            let (stack, _factory) = start_local_stack(&settings).await?;
+            stack.write_env_file(&env_file).with_context(|| format!("writing {}", env_file.display()))?;
             tracing::info!(
                 dynamodb = stack.dynamodb_endpoint(),
                 moto = stack.moto_endpoint(),
@@ -85,43 +79,41 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve { port, local_stack } => {
             telemetry::init();
-            let (stack, clients) = if local_stack {
-                let (stack, clients) = start_local_stack(&settings).await?;
-                (Some(stack), clients)
+            let (stack, factory) = if local_stack {
+                let (stack, factory) = start_local_stack(&settings).await?;
+                (Some(stack), factory)
             } else {
-                (
-                    None,
-                    AwsClients::new(&load_sdk_config().await, &EndpointOverrides::default()),
-                )
+                (None, environment_factory(&settings))
             };
-            serve(&settings, &clients, port).await?;
+            serve(&settings, &factory, port).await?;
             drop(stack);
             Ok(())
         }
     }
 }
 
-async fn start_local_stack(settings: &Settings) -> anyhow::Result<(DevStack, AwsClients)> {
+fn environment_factory(settings: &Settings) -> ClientFactory {
+    ClientFactory::new(SdkSource::Environment, EndpointOverrides::default()).with_network(settings.network.clone())
+}
+
+async fn start_local_stack(settings: &Settings) -> anyhow::Result<(DevStack, ClientFactory)> {
     let root = std::env::current_dir()?;
     let stack = tokio::task::spawn_blocking(move || -> anyhow::Result<DevStack> {
         Ok(DevStack::start(&DevStackPaths::discover(&root)?)?)
     })
     .await??;
-    let overrides = EndpointOverrides::emulators(stack.dynamodb_endpoint(), stack.moto_endpoint());
-    let clients = AwsClients::new(&emulator_sdk_config().await, &overrides);
-    provision(&clients, &settings.table_name, &settings.event_bus).await?;
-    Ok((stack, clients))
+    let endpoints = EndpointOverrides::emulators(stack.dynamodb_endpoint(), stack.moto_endpoint());
+    let factory = ClientFactory::new(SdkSource::Emulators, endpoints).with_network(settings.network.clone());
+    provision(&factory.build().await, &settings.table_name, &settings.event_bus).await?;
+    Ok((stack, factory))
 }
 
-async fn serve(settings: &Settings, clients: &AwsClients, port: u16) -> anyhow::Result<()> {
-    let router = http::router(bootstrap::app_state(settings, clients));
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
-        .await
-        .with_context(|| format!("binding port {port}"))?;
-    tracing::info!(address = %listener.local_addr()?, "serving the Brain2 API under /api/v1");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+async fn serve(settings: &Settings, factory: &ClientFactory, port: u16) -> anyhow::Result<()> {
+    let (router, _adapters) = bootstrap::build(settings, factory).await;
+    let listener =
+        tokio::net::TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding port {port}"))?;
+    tracing::info!(address = %listener.local_addr()?, flags = ?settings.flags, "serving the Brain2 API under /api/v1");
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

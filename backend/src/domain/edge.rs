@@ -70,23 +70,12 @@ impl Edge {
         if source == target {
             return Err(DomainError::SelfEdge);
         }
-        Ok(Self {
-            user_id,
-            source,
-            target,
-            weight,
-            kind,
-            created_at: now,
-        })
+        Ok(Self { user_id, source, target, weight, kind, created_at: now })
     }
 
     /// The node at the other end, seen from `from`.
     pub fn other_end(&self, from: NodeId) -> NodeId {
-        if self.source == from {
-            self.target
-        } else {
-            self.source
-        }
+        if self.source == from { self.target } else { self.source }
     }
 }
 

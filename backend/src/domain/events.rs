@@ -6,21 +6,11 @@ use super::{Edge, Node, NodeId, UserId};
 /// What happened, in the words downstream consumers subscribe to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
-    NodeCreated {
-        keywords: Vec<String>,
-    },
-    NodeUpdated {
-        keywords: Vec<String>,
-    },
+    NodeCreated { keywords: Vec<String> },
+    NodeUpdated { keywords: Vec<String> },
     NodeDeleted,
-    EdgeCreated {
-        target: NodeId,
-        weight: f64,
-        edge_kind: &'static str,
-    },
-    EdgeDeleted {
-        target: NodeId,
-    },
+    EdgeCreated { target: NodeId, weight: f64, edge_kind: &'static str },
+    EdgeDeleted { target: NodeId },
 }
 
 impl EventKind {
@@ -48,62 +38,31 @@ pub struct DomainEvent {
 }
 
 impl DomainEvent {
-    fn new(
-        user_id: &UserId,
-        aggregate_id: NodeId,
-        version: u64,
-        occurred_at: DateTime<Utc>,
-        kind: EventKind,
-    ) -> Self {
-        Self {
-            event_id: Uuid::now_v7(),
-            user_id: user_id.clone(),
-            aggregate_id,
-            version,
-            occurred_at,
-            kind,
-        }
+    fn new(user_id: &UserId, aggregate_id: NodeId, version: u64, occurred_at: DateTime<Utc>, kind: EventKind) -> Self {
+        Self { event_id: Uuid::now_v7(), user_id: user_id.clone(), aggregate_id, version, occurred_at, kind }
     }
 
     pub fn node_created(node: &Node) -> Self {
-        let kind = EventKind::NodeCreated {
-            keywords: node.keywords.clone(),
-        };
+        let kind = EventKind::NodeCreated { keywords: node.keywords.clone() };
         Self::new(&node.user_id, node.id, node.version, node.updated_at, kind)
     }
 
     pub fn node_updated(node: &Node) -> Self {
-        let kind = EventKind::NodeUpdated {
-            keywords: node.keywords.clone(),
-        };
+        let kind = EventKind::NodeUpdated { keywords: node.keywords.clone() };
         Self::new(&node.user_id, node.id, node.version, node.updated_at, kind)
     }
 
     pub fn node_deleted(node: &Node, at: DateTime<Utc>) -> Self {
-        Self::new(
-            &node.user_id,
-            node.id,
-            node.version,
-            at,
-            EventKind::NodeDeleted,
-        )
+        Self::new(&node.user_id, node.id, node.version, at, EventKind::NodeDeleted)
     }
 
     pub fn edge_created(edge: &Edge) -> Self {
-        let kind = EventKind::EdgeCreated {
-            target: edge.target,
-            weight: edge.weight.value(),
-            edge_kind: edge.kind.as_str(),
-        };
+        let kind =
+            EventKind::EdgeCreated { target: edge.target, weight: edge.weight.value(), edge_kind: edge.kind.as_str() };
         Self::new(&edge.user_id, edge.source, 1, edge.created_at, kind)
     }
 
-    pub fn edge_deleted(
-        user_id: &UserId,
-        source: NodeId,
-        target: NodeId,
-        at: DateTime<Utc>,
-    ) -> Self {
+    pub fn edge_deleted(user_id: &UserId, source: NodeId, target: NodeId, at: DateTime<Utc>) -> Self {
         Self::new(user_id, source, 1, at, EventKind::EdgeDeleted { target })
     }
 }

@@ -14,14 +14,8 @@ impl UserId {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let valid = !raw.is_empty()
             && raw.chars().count() <= 128
-            && !raw
-                .chars()
-                .any(|c| c == '#' || c.is_control() || c.is_whitespace());
-        if valid {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(DomainError::InvalidUserId)
-        }
+            && !raw.chars().any(|c| c == '#' || c.is_control() || c.is_whitespace());
+        if valid { Ok(Self(raw.to_owned())) } else { Err(DomainError::InvalidUserId) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -45,9 +39,7 @@ impl NodeId {
     }
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        Uuid::try_parse(raw)
-            .map(Self)
-            .map_err(|_| DomainError::InvalidNodeId(raw.chars().take(64).collect()))
+        Uuid::try_parse(raw).map(Self).map_err(|_| DomainError::InvalidNodeId(raw.chars().take(64).collect()))
     }
 }
 
@@ -77,9 +69,6 @@ mod tests {
         assert_eq!(NodeId::parse(&id.to_string()), Ok(id));
         let upper = id.to_string().to_uppercase();
         assert_eq!(NodeId::parse(&upper).unwrap().to_string(), id.to_string());
-        assert!(matches!(
-            NodeId::parse("nope"),
-            Err(DomainError::InvalidNodeId(_))
-        ));
+        assert!(matches!(NodeId::parse("nope"), Err(DomainError::InvalidNodeId(_))));
     }
 }

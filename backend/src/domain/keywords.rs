@@ -36,22 +36,14 @@ impl KeywordExtractor {
     /// de-duplicated after stemming and capped at [`MAX_KEYWORDS_PER_NODE`].
     pub fn extract(&self, text: &str) -> Vec<String> {
         let mut counts: HashMap<String, (usize, usize)> = HashMap::new();
-        for (position, keyword) in text
-            .unicode_words()
-            .filter_map(|w| self.normalize_word(w))
-            .enumerate()
-        {
+        for (position, keyword) in text.unicode_words().filter_map(|w| self.normalize_word(w)).enumerate() {
             counts.entry(keyword).or_insert((0, position)).0 += 1;
         }
         let mut ranked: Vec<(String, (usize, usize))> = counts.into_iter().collect();
         ranked.sort_by(|(_, (count_a, first_a)), (_, (count_b, first_b))| {
             count_b.cmp(count_a).then(first_a.cmp(first_b))
         });
-        ranked
-            .into_iter()
-            .take(MAX_KEYWORDS_PER_NODE)
-            .map(|(keyword, _)| keyword)
-            .collect()
+        ranked.into_iter().take(MAX_KEYWORDS_PER_NODE).map(|(keyword, _)| keyword).collect()
     }
 
     /// The keyword a search term stands for, or `None` when the term can never be a keyword
@@ -70,9 +62,7 @@ impl KeywordExtractor {
         let length = lower.chars().count();
         if !(MIN_WORD_CHARS..=MAX_WORD_CHARS).contains(&length)
             || self.stop_words.contains(lower.as_str())
-            || lower
-                .chars()
-                .all(|c| c.is_numeric() || c == '.' || c == ',')
+            || lower.chars().all(|c| c.is_numeric() || c == '.' || c == ',')
         {
             return None;
         }
@@ -92,8 +82,7 @@ mod tests {
 
     #[test]
     fn stems_lowercases_and_deduplicates() {
-        let keywords =
-            KeywordExtractor::new().extract("Running runs RUN; the runner ran graphs. Graph!");
+        let keywords = KeywordExtractor::new().extract("Running runs RUN; the runner ran graphs. Graph!");
         assert_eq!(keywords[0], "run");
         assert_eq!(keywords[1], "graph");
         assert_eq!(keywords.iter().filter(|k| k.as_str() == "run").count(), 1);
@@ -108,10 +97,7 @@ mod tests {
     #[test]
     fn caps_keyword_count() {
         let text: String = (0..100).map(|i| format!("word{i:03}x ")).collect();
-        assert_eq!(
-            KeywordExtractor::new().extract(&text).len(),
-            MAX_KEYWORDS_PER_NODE
-        );
+        assert_eq!(KeywordExtractor::new().extract(&text).len(), MAX_KEYWORDS_PER_NODE);
     }
 
     #[test]

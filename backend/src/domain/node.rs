@@ -22,17 +22,12 @@ impl NodeDraft {
         }
         let length = content.chars().count();
         if length > MAX_CONTENT_CHARS {
-            return Err(DomainError::ContentTooLong {
-                actual: length,
-                limit: MAX_CONTENT_CHARS,
-            });
+            return Err(DomainError::ContentTooLong { actual: length, limit: MAX_CONTENT_CHARS });
         }
         let mut unique_tags: Vec<String> = Vec::with_capacity(tags.len());
         for raw in tags {
             let tag = raw.trim();
-            let valid = !tag.is_empty()
-                && tag.chars().count() <= MAX_TAG_CHARS
-                && !tag.chars().any(char::is_control);
+            let valid = !tag.is_empty() && tag.chars().count() <= MAX_TAG_CHARS && !tag.chars().any(char::is_control);
             if !valid {
                 return Err(DomainError::InvalidTag {
                     tag: raw.chars().take(MAX_TAG_CHARS + 10).collect(),
@@ -44,15 +39,9 @@ impl NodeDraft {
             }
         }
         if unique_tags.len() > MAX_TAGS {
-            return Err(DomainError::TooManyTags {
-                actual: unique_tags.len(),
-                limit: MAX_TAGS,
-            });
+            return Err(DomainError::TooManyTags { actual: unique_tags.len(), limit: MAX_TAGS });
         }
-        Ok(Self {
-            content: content.to_owned(),
-            tags: unique_tags,
-        })
+        Ok(Self { content: content.to_owned(), tags: unique_tags })
     }
 }
 
@@ -71,12 +60,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn create(
-        user_id: UserId,
-        draft: NodeDraft,
-        extractor: &KeywordExtractor,
-        now: DateTime<Utc>,
-    ) -> Self {
+    pub fn create(user_id: UserId, draft: NodeDraft, extractor: &KeywordExtractor, now: DateTime<Utc>) -> Self {
         Self {
             id: NodeId::generate(),
             user_id,
@@ -90,12 +74,7 @@ impl Node {
     }
 
     /// The next version of this node with new content and tags.
-    pub fn revise(
-        &self,
-        draft: NodeDraft,
-        extractor: &KeywordExtractor,
-        now: DateTime<Utc>,
-    ) -> Self {
+    pub fn revise(&self, draft: NodeDraft, extractor: &KeywordExtractor, now: DateTime<Utc>) -> Self {
         Self {
             id: self.id,
             user_id: self.user_id.clone(),
@@ -129,19 +108,10 @@ mod tests {
     fn draft_rejects_bad_input() {
         assert_eq!(NodeDraft::new("   ", &[]), Err(DomainError::EmptyContent));
         let long = "x".repeat(MAX_CONTENT_CHARS + 1);
-        assert!(matches!(
-            NodeDraft::new(&long, &[]),
-            Err(DomainError::ContentTooLong { .. })
-        ));
-        assert!(matches!(
-            NodeDraft::new("ok", &tags(&[""])),
-            Err(DomainError::InvalidTag { .. })
-        ));
+        assert!(matches!(NodeDraft::new(&long, &[]), Err(DomainError::ContentTooLong { .. })));
+        assert!(matches!(NodeDraft::new("ok", &tags(&[""])), Err(DomainError::InvalidTag { .. })));
         let many: Vec<String> = (0..=MAX_TAGS).map(|i| format!("t{i}")).collect();
-        assert!(matches!(
-            NodeDraft::new("ok", &many),
-            Err(DomainError::TooManyTags { .. })
-        ));
+        assert!(matches!(NodeDraft::new("ok", &many), Err(DomainError::TooManyTags { .. })));
     }
 
     #[test]
@@ -149,12 +119,7 @@ mod tests {
         let extractor = KeywordExtractor::new();
         let user = UserId::parse("u1").unwrap();
         let now = Utc::now();
-        let node = Node::create(
-            user,
-            NodeDraft::new("graphs of rivers", &[]).unwrap(),
-            &extractor,
-            now,
-        );
+        let node = Node::create(user, NodeDraft::new("graphs of rivers", &[]).unwrap(), &extractor, now);
         assert_eq!(node.version, 1);
         let later = now + chrono::Duration::seconds(5);
         let revised = node.revise(NodeDraft::new("mountains", &[]).unwrap(), &extractor, later);

@@ -49,10 +49,7 @@ impl Authenticator {
         validation.algorithms = vec![Algorithm::HS256];
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = LEEWAY_SECONDS;
-        Self::SharedSecret(Box::new((
-            DecodingKey::from_secret(secret.as_bytes()),
-            validation,
-        )))
+        Self::SharedSecret(Box::new((DecodingKey::from_secret(secret.as_bytes()), validation)))
     }
 
     pub fn authenticate(&self, parts: &Parts) -> Result<UserId, ApiError> {
@@ -61,12 +58,7 @@ impl Authenticator {
                 let (key, validation) = verifier.as_ref();
                 let token = bearer_token(parts)?;
                 jsonwebtoken::decode::<Claims>(token, key, validation)
-                    .map_err(|error| {
-                        unauthorized(
-                            "invalid-token",
-                            format!("the bearer token was refused: {error}"),
-                        )
-                    })?
+                    .map_err(|error| unauthorized("invalid-token", format!("the bearer token was refused: {error}")))?
                     .claims
                     .sub
             }
@@ -74,16 +66,9 @@ impl Authenticator {
                 .extensions
                 .get::<AuthorizerClaims>()
                 .and_then(|claims| claims.subject.clone())
-                .ok_or_else(|| {
-                    unauthorized("missing-claims", "the request carries no authorizer claims")
-                })?,
+                .ok_or_else(|| unauthorized("missing-claims", "the request carries no authorizer claims"))?,
         };
-        UserId::parse(&subject).map_err(|_| {
-            unauthorized(
-                "invalid-subject",
-                "the token subject is not a valid user id",
-            )
-        })
+        UserId::parse(&subject).map_err(|_| unauthorized("invalid-subject", "the token subject is not a valid user id"))
     }
 }
 
@@ -96,39 +81,18 @@ fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
         .headers
         .get(AUTHORIZATION)
         .ok_or_else(|| unauthorized("missing-token", "send Authorization: Bearer <token>"))?;
-    let value = header
-        .to_str()
-        .map_err(|_| unauthorized("invalid-token", "the Authorization header is not text"))?;
+    let value = header.to_str().map_err(|_| unauthorized("invalid-token", "the Authorization header is not text"))?;
     match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim())
-        }
-        _ => Err(unauthorized(
-            "missing-token",
-            "the Authorization header must use the Bearer scheme",
-        )),
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
+        _ => Err(unauthorized("missing-token", "the Authorization header must use the Bearer scheme")),
     }
 }
 
 /// Signs a development token for `user`, valid for `ttl_seconds`.
-pub fn issue_token(
-    secret: &str,
-    user: &UserId,
-    ttl_seconds: i64,
-) -> Result<String, jsonwebtoken::errors::Error> {
+pub fn issue_token(secret: &str, user: &UserId, ttl_seconds: i64) -> Result<String, jsonwebtoken::errors::Error> {
     let now = Utc::now().timestamp();
-    let claims = Claims {
-        sub: user.to_string(),
-        iat: Some(now),
-        exp: now + ttl_seconds,
-    };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
+    let claims = Claims { sub: user.to_string(), iat: Some(now), exp: now + ttl_seconds };
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
 }
 
 /// The authenticated caller; a handler that takes it cannot run for an anonymous request.
@@ -137,10 +101,7 @@ pub struct AuthUser(pub UserId);
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         state.authenticator.authenticate(parts).map(AuthUser)
     }
 }

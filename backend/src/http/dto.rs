@@ -20,10 +20,7 @@ pub struct NodeBody {
 
 impl From<NodeBody> for NodeInput {
     fn from(body: NodeBody) -> Self {
-        Self {
-            content: body.content,
-            tags: body.tags,
-        }
+        Self { content: body.content, tags: body.tags }
     }
 }
 
@@ -123,10 +120,7 @@ pub struct NodePage {
 
 impl From<&Page<Node>> for NodePage {
     fn from(page: &Page<Node>) -> Self {
-        Self {
-            items: page.items.iter().map(NodeDto::from).collect(),
-            next_cursor: page.next.map(encode_cursor),
-        }
+        Self { items: page.items.iter().map(NodeDto::from).collect(), next_cursor: page.next.map(encode_cursor) }
     }
 }
 
@@ -256,11 +250,14 @@ pub struct HealthDto {
     pub status: String,
     pub version: String,
     pub components: Vec<ComponentDto>,
+    /// The optimisation flags in force.
+    pub flags: std::collections::BTreeMap<String, bool>,
 }
 
-impl From<&HealthReport> for HealthDto {
-    fn from(report: &HealthReport) -> Self {
+impl HealthDto {
+    pub fn new(report: &HealthReport, flags: &crate::flags::Flags) -> Self {
         Self {
+            flags: flags.entries().into_iter().map(|(name, on)| (name.to_owned(), on)).collect(),
             status: report.status.as_str().to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             components: report
@@ -284,8 +281,7 @@ pub fn encode_cursor(cursor: ListCursor) -> String {
 }
 
 pub fn decode_cursor(raw: &str) -> Result<ListCursor, ApiError> {
-    let invalid =
-        || ApiError::bad_request("invalid-cursor", "the cursor is not one this API returned");
+    let invalid = || ApiError::bad_request("invalid-cursor", "the cursor is not one this API returned");
     let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (millis, id) = text.split_once(':').ok_or_else(invalid)?;
@@ -293,10 +289,7 @@ pub fn decode_cursor(raw: &str) -> Result<ListCursor, ApiError> {
     if created_at_ms < 0 {
         return Err(invalid());
     }
-    Ok(ListCursor {
-        created_at_ms,
-        node_id: NodeId::parse(id).map_err(|_| invalid())?,
-    })
+    Ok(ListCursor { created_at_ms, node_id: NodeId::parse(id).map_err(|_| invalid())? })
 }
 
 #[cfg(test)]
@@ -305,22 +298,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        let cursor = ListCursor {
-            created_at_ms: 1_700_000_000_123,
-            node_id: NodeId::generate(),
-        };
+        let cursor = ListCursor { created_at_ms: 1_700_000_000_123, node_id: NodeId::generate() };
         assert_eq!(decode_cursor(&encode_cursor(cursor)).unwrap(), cursor);
-        for bad in [
-            "",
-            "!!!",
-            "bm90LWEtY3Vyc29y",
-            &URL_SAFE_NO_PAD.encode("-5:x"),
-        ] {
-            assert_eq!(
-                decode_cursor(bad).unwrap_err().code,
-                "invalid-cursor",
-                "{bad}"
-            );
+        for bad in ["", "!!!", "bm90LWEtY3Vyc29y", &URL_SAFE_NO_PAD.encode("-5:x")] {
+            assert_eq!(decode_cursor(bad).unwrap_err().code, "invalid-cursor", "{bad}");
         }
     }
 }

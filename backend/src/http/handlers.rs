@@ -33,12 +33,8 @@ fn node_id(raw: &str) -> ApiResult<NodeId> {
 
 pub async fn health(State(state): State<AppState>) -> Response {
     let report = state.health.check().await;
-    let status = if report.status == Status::Down {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
-    (status, Json(HealthDto::from(&report))).into_response()
+    let status = if report.status == Status::Down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (status, Json(HealthDto::new(&report, &state.flags))).into_response()
 }
 
 pub async fn create_node(
@@ -65,15 +61,8 @@ pub async fn update_node(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateNodeBody>,
 ) -> ApiResult<Json<NodeDto>> {
-    let input = NodeBody {
-        content: body.content,
-        tags: body.tags,
-    }
-    .into();
-    let node = state
-        .service
-        .update_node(&user, node_id(&id)?, input, body.version)
-        .await?;
+    let input = NodeBody { content: body.content, tags: body.tags }.into();
+    let node = state.service.update_node(&user, node_id(&id)?, input, body.version).await?;
     Ok(Json(NodeDto::from(&node)))
 }
 
@@ -115,10 +104,7 @@ pub async fn bulk_delete(
     Ok(Json(BulkDeleteDto::from(&report)))
 }
 
-pub async fn graph_data(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-) -> ApiResult<Json<GraphDto>> {
+pub async fn graph_data(State(state): State<AppState>, AuthUser(user): AuthUser) -> ApiResult<Json<GraphDto>> {
     let graph = state.service.graph(&user).await?;
     Ok(Json(GraphDto::from(&graph)))
 }
@@ -129,10 +115,7 @@ pub async fn create_edge(
     ApiJson(body): ApiJson<CreateEdgeBody>,
 ) -> ApiResult<(StatusCode, Json<EdgeDto>)> {
     let (source, target) = (node_id(&body.source_id)?, node_id(&body.target_id)?);
-    let edge = state
-        .service
-        .create_edge(&user, source, target, body.weight)
-        .await?;
+    let edge = state.service.create_edge(&user, source, target, body.weight).await?;
     Ok((StatusCode::CREATED, Json(EdgeDto::from(&edge))))
 }
 
@@ -141,10 +124,7 @@ pub async fn delete_edge(
     AuthUser(user): AuthUser,
     ApiPath((source, target)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    state
-        .service
-        .delete_edge(&user, node_id(&source)?, node_id(&target)?)
-        .await?;
+    state.service.delete_edge(&user, node_id(&source)?, node_id(&target)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -163,28 +143,14 @@ pub async fn search(
     AuthUser(user): AuthUser,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<SearchDto>> {
-    let nodes = state
-        .service
-        .search(&user, &query.keyword, query.limit)
-        .await?;
-    Ok(Json(SearchDto {
-        keyword: query.keyword,
-        items: nodes.iter().map(NodeDto::from).collect(),
-    }))
+    let nodes = state.service.search(&user, &query.keyword, query.limit).await?;
+    Ok(Json(SearchDto { keyword: query.keyword, items: nodes.iter().map(NodeDto::from).collect() }))
 }
 
 pub async fn route_not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "route-not-found",
-        "no such endpoint; the API lives under /api/v1",
-    )
+    ApiError::new(StatusCode::NOT_FOUND, "route-not-found", "no such endpoint; the API lives under /api/v1")
 }
 
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "this endpoint does not take that method",
-    )
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this endpoint does not take that method")
 }

@@ -7,10 +7,13 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use tracing::Instrument;
 
 use super::AppState;
 use super::problem::ApiError;
+use crate::costs::{self, CostReport};
+use crate::telemetry;
 
 pub const CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -33,16 +36,47 @@ pub struct VersionPolicy {
 /// it ends up in every log line, so it must not be able to forge or flood them.
 fn accepted_correlation_id(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(&CORRELATION_HEADER)?.to_str().ok()?;
-    let valid =
-        !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
+    let valid = !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
     valid.then(|| value.to_owned())
 }
 
-/// Gives every request a request id and a correlation id, logs one line per request with
-/// both, and echoes them in the response.
-pub async fn trace_request(request: Request, next: Next) -> Response {
-    let correlation_id = accepted_correlation_id(request.headers())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+pub const CALLS_HEADER: HeaderName = HeaderName::from_static("x-brain2-aws-calls");
+pub const OPERATIONS_HEADER: HeaderName = HeaderName::from_static("x-brain2-aws-ops");
+pub const CAPACITY_HEADER: HeaderName = HeaderName::from_static("x-brain2-capacity");
+pub const CLIENTS_HEADER: HeaderName = HeaderName::from_static("x-brain2-clients-built");
+
+/// Work that must surround the handling of each request, such as building SDK clients for
+/// it when client reuse is off. Set by the composition root; the HTTP layer only runs it.
+pub trait RequestScope: Send + Sync {
+    fn run(&self, work: BoxFuture<'static, Response>) -> BoxFuture<'static, Response>;
+}
+
+pub async fn request_scope(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match &state.request_scope {
+        Some(scope) => scope.run(Box::pin(next.run(request))).await,
+        None => next.run(request).await,
+    }
+}
+
+fn cost_headers(headers: &mut HeaderMap, report: &CostReport) {
+    let values = [
+        (CALLS_HEADER, report.total_calls().to_string()),
+        (OPERATIONS_HEADER, report.operations_header()),
+        (CAPACITY_HEADER, format!("{}", report.capacity_units)),
+        (CLIENTS_HEADER, report.clients_built.to_string()),
+    ];
+    for (name, value) in values {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// Gives every request a request id and a correlation id, measures what it cost in AWS
+/// calls, logs one line per request with all of it, and echoes the ids in the response
+/// (and the costs, when exposing them is switched on).
+pub async fn trace_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let correlation_id = accepted_correlation_id(request.headers()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let request_id = request
         .extensions()
         .get::<PlatformRequestId>()
@@ -56,20 +90,28 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let span = tracing::info_span!("request", %request_id, %correlation_id, %method, %route);
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let (mut response, report) = costs::measure(next.run(request).instrument(span.clone())).await;
     let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
         tracing::info!(
             status,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            latency_ms,
+            aws_calls = report.total_calls(),
+            aws_ops = %report.operations_header(),
+            capacity_units = report.capacity_units,
+            clients_built = report.clients_built,
             "request finished"
         )
     });
+    if state.emf_metrics {
+        println!("{}", telemetry::emf_request_record(&route, method.as_str(), status, latency_ms, &report));
+    }
     let headers = response.headers_mut();
-    for (name, value) in [
-        (CORRELATION_HEADER, correlation_id),
-        (REQUEST_ID_HEADER, request_id),
-    ] {
+    if state.expose_costs {
+        cost_headers(headers, &report);
+    }
+    for (name, value) in [(CORRELATION_HEADER, correlation_id), (REQUEST_ID_HEADER, request_id)] {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);
         }
@@ -95,11 +137,7 @@ fn requested_versions(headers: &HeaderMap) -> Vec<String> {
 
 /// Refuses a request for an API version this service does not speak, and marks
 /// responses of a deprecated version.
-pub async fn negotiate_version(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn negotiate_version(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let versions = requested_versions(request.headers());
     if !versions.is_empty() && !versions.iter().any(|v| v == SUPPORTED_VERSION) {
         return ApiError::new(
@@ -121,8 +159,7 @@ pub async fn negotiate_version(
         headers.insert(HeaderName::from_static("deprecation"), value);
     }
     if let Some(at) = policy.sunset_at
-        && let Ok(value) =
-            HeaderValue::from_str(&at.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+        && let Ok(value) = HeaderValue::from_str(&at.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
     {
         headers.insert(HeaderName::from_static("sunset"), value);
     }
@@ -136,10 +173,7 @@ mod tests {
     #[test]
     fn reads_vendor_versions_from_accept() {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/vnd.brain2.v2+json; q=1, text/html"),
-        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/vnd.brain2.v2+json; q=1, text/html"));
         assert_eq!(requested_versions(&headers), vec!["v2"]);
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         assert!(requested_versions(&headers).is_empty());
@@ -149,16 +183,10 @@ mod tests {
     fn correlation_ids_must_be_short_printable_ascii() {
         let mut headers = HeaderMap::new();
         headers.insert(CORRELATION_HEADER, HeaderValue::from_static("abc-123"));
-        assert_eq!(
-            accepted_correlation_id(&headers).as_deref(),
-            Some("abc-123")
-        );
+        assert_eq!(accepted_correlation_id(&headers).as_deref(), Some("abc-123"));
         headers.insert(CORRELATION_HEADER, HeaderValue::from_static("has space"));
         assert_eq!(accepted_correlation_id(&headers), None);
-        headers.insert(
-            CORRELATION_HEADER,
-            HeaderValue::from_str(&"x".repeat(129)).unwrap(),
-        );
+        headers.insert(CORRELATION_HEADER, HeaderValue::from_str(&"x".repeat(129)).unwrap());
         assert_eq!(accepted_correlation_id(&headers), None);
     }
 }

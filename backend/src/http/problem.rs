@@ -31,11 +31,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            detail: detail.into(),
-        }
+        Self { status, code, detail: detail.into() }
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
@@ -59,19 +55,12 @@ impl IntoResponse for ApiError {
             tracing::error!(code = self.code, detail = %self.detail, "request failed");
         }
         let mut response = (self.status, Json(self.problem())).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -81,39 +70,21 @@ impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         let detail = error.to_string();
         match error {
-            ServiceError::Invalid(domain) => {
-                Self::new(StatusCode::BAD_REQUEST, domain.code(), detail)
-            }
-            ServiceError::NodeNotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "node-not-found", detail)
-            }
-            ServiceError::EdgeNotFound(..) => {
-                Self::new(StatusCode::NOT_FOUND, "edge-not-found", detail)
-            }
+            ServiceError::Invalid(domain) => Self::new(StatusCode::BAD_REQUEST, domain.code(), detail),
+            ServiceError::NodeNotFound(_) => Self::new(StatusCode::NOT_FOUND, "node-not-found", detail),
+            ServiceError::EdgeNotFound(..) => Self::new(StatusCode::NOT_FOUND, "edge-not-found", detail),
             ServiceError::EdgeExists(..) => Self::new(StatusCode::CONFLICT, "edge-exists", detail),
-            ServiceError::VersionConflict { .. } => {
-                Self::new(StatusCode::CONFLICT, "version-conflict", detail)
-            }
+            ServiceError::VersionConflict { .. } => Self::new(StatusCode::CONFLICT, "version-conflict", detail),
             ServiceError::BulkSize(_) => Self::new(StatusCode::BAD_REQUEST, "bulk-size", detail),
-            ServiceError::InvalidLimit(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid-limit", detail)
+            ServiceError::InvalidLimit(_) => Self::new(StatusCode::BAD_REQUEST, "invalid-limit", detail),
+            ServiceError::NotAKeyword(_) => Self::new(StatusCode::BAD_REQUEST, "invalid-keyword", detail),
+            ServiceError::Store(StoreError::Throttled(_)) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "throttled", "the service is busy; retry shortly")
             }
-            ServiceError::NotAKeyword(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid-keyword", detail)
-            }
-            ServiceError::Store(StoreError::Throttled(_)) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "throttled",
-                "the service is busy; retry shortly",
-            ),
             // Internal details go to the log, not to the client.
             ServiceError::Store(store) => {
                 tracing::error!(error = %store, "store failure");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "an internal error occurred",
-                )
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred")
             }
         }
     }
@@ -122,9 +93,7 @@ impl From<ServiceError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let (status, code) = match &rejection {
-            JsonRejection::MissingJsonContentType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
-            }
+            JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"),
             JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "malformed-json"),
             JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-body"),
             _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {

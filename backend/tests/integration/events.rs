@@ -59,23 +59,14 @@ async fn writes_publish_domain_events_to_the_bus() {
     let id = node["id"].as_str().unwrap();
     let other = app.create_node(&user, "Anemones sting small fish").await;
     let other_id = other["id"].as_str().unwrap();
-    app.post(
-        &user,
-        "/api/v1/edges",
-        json!({"sourceId": id, "targetId": other_id}),
-    )
-    .await;
-    app.delete(&user, &format!("/api/v1/nodes/{other_id}"))
-        .await;
+    app.post(&user, "/api/v1/edges", json!({"sourceId": id, "targetId": other_id})).await;
+    app.delete(&user, &format!("/api/v1/nodes/{other_id}")).await;
 
     let events = events_of(&app, &user, 4).await;
     let mut kinds: Vec<(String, String)> = events
         .iter()
         .map(|e| {
-            (
-                e["detail-type"].as_str().unwrap().to_owned(),
-                e["detail"]["aggregateId"].as_str().unwrap().to_owned(),
-            )
+            (e["detail-type"].as_str().unwrap().to_owned(), e["detail"]["aggregateId"].as_str().unwrap().to_owned())
         })
         .collect();
     kinds.sort();
@@ -93,9 +84,7 @@ async fn writes_publish_domain_events_to_the_bus() {
         assert!(event["detail"]["version"].as_u64().is_some());
         assert!(event["detail"]["occurredAt"].as_str().is_some());
     }
-    let created = events
-        .iter()
-        .find(|e| e["detail-type"] == "node.created" && e["detail"]["aggregateId"] == id)
-        .unwrap();
+    let created =
+        events.iter().find(|e| e["detail-type"] == "node.created" && e["detail"]["aggregateId"] == id).unwrap();
     assert_eq!(created["detail"]["keywords"], node["keywords"]);
 }

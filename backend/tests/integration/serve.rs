@@ -14,18 +14,9 @@ fn brain2(args: &[&str]) -> Command {
     let mut command = Command::new(BINARY);
     command
         .args(args)
-        .env(
-            "AWS_ENDPOINT_URL_DYNAMODB",
-            stack.endpoints.dynamodb.as_deref().unwrap(),
-        )
-        .env(
-            "AWS_ENDPOINT_URL_EVENTBRIDGE",
-            stack.endpoints.eventbridge.as_deref().unwrap(),
-        )
-        .env(
-            "AWS_ENDPOINT_URL_SQS",
-            stack.endpoints.sqs.as_deref().unwrap(),
-        )
+        .env("AWS_ENDPOINT_URL_DYNAMODB", stack.endpoints.dynamodb.as_deref().unwrap())
+        .env("AWS_ENDPOINT_URL_EVENTBRIDGE", stack.endpoints.eventbridge.as_deref().unwrap())
+        .env("AWS_ENDPOINT_URL_SQS", stack.endpoints.sqs.as_deref().unwrap())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "local")
         .env("AWS_SECRET_ACCESS_KEY", "local")
@@ -48,11 +39,7 @@ impl Drop for ServerGuard {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[tokio::test]
@@ -76,10 +63,7 @@ async fn serve_answers_over_tcp_and_stops_gracefully() {
             break response.json().await.unwrap();
         }
         assert!(Instant::now() < deadline, "brain2 serve never answered");
-        assert!(
-            server.try_wait().unwrap().is_none(),
-            "brain2 serve exited early"
-        );
+        assert!(server.try_wait().unwrap().is_none(), "brain2 serve exited early");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(health["status"], "up");
@@ -115,14 +99,8 @@ async fn serve_answers_over_tcp_and_stops_gracefully() {
     // SAFETY: `kill` with a valid pid and signal number has no memory-safety preconditions.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let mut server = guard.0.take().unwrap();
-    let status = tokio::task::spawn_blocking(move || server.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        status.success(),
-        "graceful shutdown exits cleanly: {status}"
-    );
+    let status = tokio::task::spawn_blocking(move || server.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "graceful shutdown exits cleanly: {status}");
 }
 
 #[test]

@@ -5,14 +5,13 @@ use std::sync::OnceLock;
 
 use axum::Router;
 use axum::body::Body;
-use brain2::adapters::aws::{AwsClients, EndpointOverrides, emulator_sdk_config};
+use brain2::adapters::aws::{AwsClients, ClientFactory, EndpointOverrides, SdkSource};
 use brain2::adapters::provision::{Provisioned, provision};
 use brain2::bootstrap;
-use brain2::config::{AuthSettings, Settings};
+use brain2::config::Settings;
 use brain2::devstack::{DevStack, DevStackPaths};
 use brain2::domain::UserId;
 use brain2::http::auth::issue_token;
-use brain2::http::middleware::VersionPolicy;
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -34,22 +33,14 @@ fn endpoints_from_environment() -> Option<EndpointOverrides> {
     let dynamodb = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok()?;
     let eventbridge = std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE").ok()?;
     let sqs = std::env::var("AWS_ENDPOINT_URL_SQS").unwrap_or_else(|_| eventbridge.clone());
-    Some(EndpointOverrides {
-        dynamodb: Some(dynamodb),
-        eventbridge: Some(eventbridge),
-        sqs: Some(sqs),
-    })
+    Some(EndpointOverrides { dynamodb: Some(dynamodb), eventbridge: Some(eventbridge), sqs: Some(sqs) })
 }
 
 /// Starts (once) the emulators and provisions a table and bus unique to this test binary.
 pub fn stack() -> &'static SharedStack {
     // Started on a plain thread: the first caller is usually inside a test's runtime,
     // where blocking on another runtime is not allowed.
-    STACK.get_or_init(|| {
-        std::thread::spawn(start_stack)
-            .join()
-            .expect("test stack starts")
-    })
+    STACK.get_or_init(|| std::thread::spawn(start_stack).join().expect("test stack starts"))
 }
 
 fn start_stack() -> SharedStack {
@@ -58,13 +49,9 @@ fn start_stack() -> SharedStack {
             Some(endpoints) => (None, endpoints),
             None => {
                 let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-                let paths =
-                    DevStackPaths::discover(&root).expect("emulators installed (run `make tools`)");
+                let paths = DevStackPaths::discover(&root).expect("emulators installed (run `make tools`)");
                 let devstack = DevStack::start(&paths).expect("emulators start");
-                let endpoints = EndpointOverrides::emulators(
-                    devstack.dynamodb_endpoint(),
-                    devstack.moto_endpoint(),
-                );
+                let endpoints = EndpointOverrides::emulators(devstack.dynamodb_endpoint(), devstack.moto_endpoint());
                 (Some(devstack), endpoints)
             }
         };
@@ -73,23 +60,12 @@ fn start_stack() -> SharedStack {
         let bus = table.clone();
         // Provisioning runs on a runtime of its own: each test has its own runtime, and
         // this one-time work must not belong to whichever test came first.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let provisioned = runtime.block_on(async {
-            let clients = AwsClients::new(&emulator_sdk_config().await, &endpoints);
-            provision(&clients, &table, &bus)
-                .await
-                .expect("provisioning succeeds")
+            let clients = ClientFactory::new(SdkSource::Emulators, endpoints.clone()).build().await;
+            provision(&clients, &table, &bus).await.expect("provisioning succeeds")
         });
-        SharedStack {
-            _devstack: devstack,
-            endpoints,
-            table,
-            bus,
-            provisioned,
-        }
+        SharedStack { _devstack: devstack, endpoints, table, bus, provisioned }
     }
 }
 
@@ -101,16 +77,21 @@ pub fn token(user: &str) -> String {
     issue_token(TEST_SECRET, &UserId::parse(user).unwrap(), 600).unwrap()
 }
 
-pub fn test_settings() -> Settings {
+/// Settings of an app on the shared stack, with extra variables (e.g. flags) applied.
+pub fn settings_with(variables: &[(&str, &str)]) -> Settings {
     let stack = stack();
-    Settings {
-        table_name: stack.table.clone(),
-        event_bus: stack.bus.clone(),
-        auth: AuthSettings::SharedSecret {
-            secret: Some(TEST_SECRET.to_owned()),
-        },
-        version_policy: VersionPolicy::default(),
-    }
+    let mut all: Vec<(String, String)> = vec![
+        ("BRAIN2_TABLE".into(), stack.table.clone()),
+        ("BRAIN2_EVENT_BUS".into(), stack.bus.clone()),
+        ("BRAIN2_JWT_SECRET".into(), TEST_SECRET.into()),
+    ];
+    all.extend(variables.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    Settings::from_lookup(|name| all.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        .expect("valid test settings")
+}
+
+pub fn test_settings() -> Settings {
+    settings_with(&[])
 }
 
 pub struct TestApp {
@@ -133,18 +114,8 @@ impl TestResponse {
 
     /// Asserts a problem+json answer with this status and code.
     pub fn assert_problem(&self, status: u16, code: &str) {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status, body: {}",
-            self.body
-        );
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "body: {}",
-            self.body
-        );
+        assert_eq!(self.status.as_u16(), status, "unexpected status, body: {}", self.body);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "body: {}", self.body);
         assert_eq!(self.body["code"], code, "body: {}", self.body);
         assert_eq!(self.body["status"], status);
         assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
@@ -157,32 +128,18 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings) -> Self {
-        let clients = AwsClients::new(&emulator_sdk_config().await, &stack().endpoints);
-        let router = brain2::http::router(bootstrap::app_state(&settings, &clients));
-        Self {
-            router,
-            clients,
-            settings,
-        }
+        let factory =
+            ClientFactory::new(SdkSource::Emulators, stack().endpoints.clone()).with_network(settings.network.clone());
+        let (router, adapters) = bootstrap::build(&settings, &factory).await;
+        Self { router, clients: adapters.clients, settings }
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("router is infallible");
+        let response = self.router.clone().oneshot(request).await.expect("router is infallible");
         read_response(response).await
     }
 
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        user: Option<&str>,
-        body: Option<Value>,
-    ) -> TestResponse {
+    pub async fn call(&self, method: Method, path: &str, user: Option<&str>, body: Option<Value>) -> TestResponse {
         let mut builder = Request::builder().method(method).uri(path);
         if let Some(user) = user {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token(user)));
@@ -215,13 +172,7 @@ impl TestApp {
 
     /// Creates a node and returns its JSON.
     pub async fn create_node(&self, user: &str, content: &str) -> Value {
-        let response = self
-            .post(
-                user,
-                "/api/v1/nodes",
-                serde_json::json!({ "content": content }),
-            )
-            .await;
+        let response = self.post(user, "/api/v1/nodes", serde_json::json!({ "content": content })).await;
         assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
         response.body
     }
@@ -233,20 +184,27 @@ impl TestApp {
         user: &str,
     ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         let prefix = format!("USER#{user}");
-        let output = self
-            .clients
+        self.clients
             .dynamodb
             .scan()
             .table_name(&self.settings.table_name)
             .filter_expression("begins_with(PK, :prefix)")
-            .expression_attribute_values(
-                ":prefix",
-                aws_sdk_dynamodb::types::AttributeValue::S(prefix),
-            )
+            .expression_attribute_values(":prefix", aws_sdk_dynamodb::types::AttributeValue::S(prefix))
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
-            .unwrap();
-        output.items.unwrap_or_default()
+            .unwrap()
+    }
+}
+
+impl TestApp {
+    /// Runs the cleanup of soft-deleted nodes now (no grace period), as the worker would.
+    pub async fn run_cleanup(&self) {
+        let adapters = brain2::bootstrap::Adapters::new(&self.settings, self.clients.clone());
+        let report = brain2::app::cleanup::Cleanup::new(adapters.store).sweep(std::time::Duration::ZERO).await.unwrap();
+        assert_eq!(report.failed, 0);
     }
 }
 
@@ -257,12 +215,7 @@ pub async fn read_response(response: axum::response::Response) -> TestResponse {
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
-    TestResponse {
-        status,
-        headers,
-        body,
-    }
+    TestResponse { status, headers, body }
 }

@@ -19,15 +19,25 @@ pub const MAX_BATCH_GET: usize = 100;
 const MAX_ATTEMPTS: u32 = 6;
 const BASE_BACKOFF: Duration = Duration::from_millis(25);
 const MAX_BACKOFF: Duration = Duration::from_millis(800);
-/// Chunks in flight at once; enough to hide round trips without bursting one partition.
+/// Chunks in flight at once when `parallel_chunks` is on; enough to hide round trips
+/// without bursting one partition.
 pub const CHUNK_CONCURRENCY: usize = 4;
+
+/// How batches are sent; each switch is a runtime flag (see `crate::flags`).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPolicy {
+    /// BatchWriteItem of 25 (off: one PutItem/DeleteItem per item).
+    pub batch_writes: bool,
+    /// BatchGetItem of 100 (off: one GetItem per key).
+    pub batch_reads: bool,
+    /// Chunks in flight at once.
+    pub concurrency: usize,
+}
 
 /// "Full jitter" backoff: a random wait up to the exponential bound spreads retries
 /// of concurrent clients instead of synchronising them.
 pub fn backoff(attempt: u32) -> Duration {
-    let bound = BASE_BACKOFF
-        .saturating_mul(1 << attempt.min(10))
-        .min(MAX_BACKOFF);
+    let bound = BASE_BACKOFF.saturating_mul(1 << attempt.min(10)).min(MAX_BACKOFF);
     let jitter = uuid::Uuid::new_v4().as_u128() as u64 % (bound.as_millis() as u64 + 1);
     Duration::from_millis(jitter)
 }
@@ -44,9 +54,7 @@ fn key_of_request(request: &WriteRequest) -> Option<KeyOf> {
     if let Some(put) = request.put_request() {
         primary_key_of(put.item())
     } else {
-        request
-            .delete_request()
-            .and_then(|delete| primary_key_of(delete.key()))
+        request.delete_request().and_then(|delete| primary_key_of(delete.key()))
     }
 }
 
@@ -57,6 +65,7 @@ pub async fn write_all<T: Clone + Send + Sync>(
     client: &Client,
     table: &str,
     writes: Vec<TaggedWrite<T>>,
+    policy: BatchPolicy,
 ) -> Result<Vec<T>, StoreError> {
     let mut seen = HashMap::new();
     let mut unique = Vec::with_capacity(writes.len());
@@ -67,10 +76,13 @@ pub async fn write_all<T: Clone + Send + Sync>(
             unique.push(write);
         }
     }
+    if !policy.batch_writes {
+        return write_one_by_one(client, table, unique, policy.concurrency).await;
+    }
     let chunks: Vec<Vec<TaggedWrite<T>>> = chunked(unique, MAX_BATCH_WRITE);
     let results: Vec<Result<Vec<T>, StoreError>> = stream::iter(chunks)
         .map(|chunk| write_chunk(client, table, chunk))
-        .buffer_unordered(CHUNK_CONCURRENCY)
+        .buffer_unordered(policy.concurrency)
         .collect()
         .await;
     let mut failed = Vec::new();
@@ -78,6 +90,43 @@ pub async fn write_all<T: Clone + Send + Sync>(
         failed.extend(result?);
     }
     Ok(failed)
+}
+
+/// The old way: one PutItem or DeleteItem per item (the SDK still retries each call).
+async fn write_one_by_one<T: Clone + Send + Sync>(
+    client: &Client,
+    table: &str,
+    writes: Vec<TaggedWrite<T>>,
+    concurrency: usize,
+) -> Result<Vec<T>, StoreError> {
+    let outcomes: Vec<Option<T>> = stream::iter(writes)
+        .map(|write| async move {
+            let result = if let Some(put) = write.request.put_request {
+                client.put_item().table_name(table).set_item(Some(put.item)).send().await.map(|_| ()).map_err(sdk_error)
+            } else if let Some(delete) = write.request.delete_request {
+                client
+                    .delete_item()
+                    .table_name(table)
+                    .set_key(Some(delete.key))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(sdk_error)
+            } else {
+                Ok(())
+            };
+            match result {
+                Ok(()) => None,
+                Err(error) => {
+                    tracing::warn!(%error, "single-item write failed");
+                    Some(write.tag)
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    Ok(outcomes.into_iter().flatten().collect())
 }
 
 fn chunked<V>(values: Vec<V>, size: usize) -> Vec<Vec<V>> {
@@ -89,11 +138,7 @@ fn chunked<V>(values: Vec<V>, size: usize) -> Vec<Vec<V>> {
     chunks
 }
 
-async fn write_chunk<T: Clone>(
-    client: &Client,
-    table: &str,
-    chunk: Vec<TaggedWrite<T>>,
-) -> Result<Vec<T>, StoreError> {
+async fn write_chunk<T: Clone>(client: &Client, table: &str, chunk: Vec<TaggedWrite<T>>) -> Result<Vec<T>, StoreError> {
     let mut tags: HashMap<KeyOf, T> = HashMap::with_capacity(chunk.len());
     let mut pending: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
     for write in chunk {
@@ -106,17 +151,10 @@ async fn write_chunk<T: Clone>(
         if attempt > 0 {
             tokio::time::sleep(backoff(attempt)).await;
         }
-        let response = client
-            .batch_write_item()
-            .request_items(table, pending.clone())
-            .send()
-            .await;
+        let response = client.batch_write_item().request_items(table, pending.clone()).send().await;
         match response {
             Ok(output) => {
-                pending = output
-                    .unprocessed_items
-                    .and_then(|mut map| map.remove(table))
-                    .unwrap_or_default();
+                pending = output.unprocessed_items.and_then(|mut map| map.remove(table)).unwrap_or_default();
                 if pending.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -132,15 +170,8 @@ async fn write_chunk<T: Clone>(
             }
         }
     }
-    tracing::warn!(
-        items = pending.len(),
-        "batch write items left unprocessed after retries"
-    );
-    Ok(pending
-        .iter()
-        .filter_map(key_of_request)
-        .filter_map(|key| tags.get(&key).cloned())
-        .collect())
+    tracing::warn!(items = pending.len(), "batch write items left unprocessed after retries");
+    Ok(pending.iter().filter_map(key_of_request).filter_map(|key| tags.get(&key).cloned()).collect())
 }
 
 /// Reads items by primary key; missing items are simply absent from the result.
@@ -148,13 +179,32 @@ pub async fn get_all(
     client: &Client,
     table: &str,
     keys: Vec<Item>,
-    consistent: bool,
+    policy: BatchPolicy,
 ) -> Result<Vec<Item>, StoreError> {
-    let results: Vec<Result<Vec<Item>, StoreError>> = stream::iter(chunked(keys, MAX_BATCH_GET))
-        .map(|chunk| get_chunk(client, table, chunk, consistent))
-        .buffer_unordered(CHUNK_CONCURRENCY)
-        .collect()
-        .await;
+    let results: Vec<Result<Vec<Item>, StoreError>> = if policy.batch_reads {
+        stream::iter(chunked(keys, MAX_BATCH_GET))
+            .map(|chunk| get_chunk(client, table, chunk))
+            .buffer_unordered(policy.concurrency)
+            .collect()
+            .await
+    } else {
+        // The old way: one GetItem per key.
+        stream::iter(keys)
+            .map(|key| async move {
+                let output = client
+                    .get_item()
+                    .table_name(table)
+                    .set_key(Some(key))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                Ok(output.item.into_iter().collect())
+            })
+            .buffer_unordered(policy.concurrency)
+            .collect()
+            .await
+    };
     let mut items = Vec::new();
     for result in results {
         items.extend(result?);
@@ -162,17 +212,12 @@ pub async fn get_all(
     Ok(items)
 }
 
-async fn get_chunk(
-    client: &Client,
-    table: &str,
-    keys: Vec<Item>,
-    consistent: bool,
-) -> Result<Vec<Item>, StoreError> {
+async fn get_chunk(client: &Client, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
     let mut items = Vec::with_capacity(keys.len());
     let mut pending = Some(
         KeysAndAttributes::builder()
             .set_keys(Some(keys))
-            .consistent_read(consistent)
+            .consistent_read(true)
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?,
     );
@@ -182,17 +227,10 @@ async fn get_chunk(
             tokio::time::sleep(backoff(attempt)).await;
         }
         if attempt == MAX_ATTEMPTS {
-            return Err(StoreError::Throttled(
-                "batch get keys left unprocessed after retries".into(),
-            ));
+            return Err(StoreError::Throttled("batch get keys left unprocessed after retries".into()));
         }
         attempt += 1;
-        let output = match client
-            .batch_get_item()
-            .request_items(table, request.clone())
-            .send()
-            .await
-        {
+        let output = match client.batch_get_item().request_items(table, request.clone()).send().await {
             Ok(output) => output,
             Err(error) => match sdk_error(error) {
                 StoreError::Throttled(_) => {
@@ -220,10 +258,7 @@ mod tests {
     #[test]
     fn chunks_respect_the_limit() {
         let chunks = chunked((0..60).collect(), MAX_BATCH_WRITE);
-        assert_eq!(
-            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![25, 25, 10]
-        );
+        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), vec![25, 25, 10]);
         assert!(chunked(Vec::<u8>::new(), 25).is_empty());
     }
 

@@ -17,6 +17,10 @@ pub type Item = HashMap<String, AttributeValue>;
 pub const ENTITY_NODE: &str = "node";
 pub const ENTITY_EDGE: &str = "edge";
 pub const ENTITY_POSTING: &str = "posting";
+/// Set on a soft-deleted node: every read treats the node as absent from then on.
+pub const DELETED_AT: &str = "deletedAt";
+/// Partitions of the deletion queue: enough that a burst of deletes spreads its writes.
+pub const DELETION_SHARDS: u32 = 8;
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -60,9 +64,7 @@ fn timestamp(at: DateTime<Utc>) -> String {
 }
 
 fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(corrupt)
+    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(corrupt)
 }
 
 fn with_keys(mut item: Item, keys: [(&str, String); 2]) -> Item {
@@ -74,10 +76,7 @@ fn with_keys(mut item: Item, keys: [(&str, String); 2]) -> Item {
 
 /// The primary key of an item, as a map ready for GetItem, DeleteItem or BatchGetItem.
 pub fn primary_key(partition: String, sort: String) -> Item {
-    with_keys(
-        Item::new(),
-        [(&SCHEMA.partition_key, partition), (&SCHEMA.sort_key, sort)],
-    )
+    with_keys(Item::new(), [(&SCHEMA.partition_key, partition), (&SCHEMA.sort_key, sort)])
 }
 
 pub fn node_key(user: &UserId, node: NodeId) -> Item {
@@ -85,17 +84,11 @@ pub fn node_key(user: &UserId, node: NodeId) -> Item {
 }
 
 pub fn edge_key(user: &UserId, owner: NodeId, other: NodeId) -> Item {
-    primary_key(
-        keys::user_partition(user),
-        keys::edge_sort_key(owner, other),
-    )
+    primary_key(keys::user_partition(user), keys::edge_sort_key(owner, other))
 }
 
 pub fn posting_key(user: &UserId, node: NodeId, keyword: &str) -> Item {
-    primary_key(
-        keys::posting_partition(user, node),
-        keys::posting_sort_key(keyword),
-    )
+    primary_key(keys::posting_partition(user, node), keys::posting_sort_key(keyword))
 }
 
 pub fn node_to_item(node: &Node) -> Item {
@@ -116,10 +109,7 @@ pub fn node_to_item(node: &Node) -> Item {
         item,
         [
             (&index.partition_key, keys::user_partition(&node.user_id)),
-            (
-                &index.sort_key,
-                keys::time_sort_key(node.created_at.timestamp_millis(), node.id),
-            ),
+            (&index.sort_key, keys::time_sort_key(node.created_at.timestamp_millis(), node.id)),
         ],
     );
     item.extend(node_key(&node.user_id, node.id));
@@ -138,6 +128,38 @@ pub fn node_from_item(item: Item) -> Result<Node, StoreError> {
         updated_at: parse_timestamp(&attributes.updated_at)?,
         version: attributes.version,
     })
+}
+
+/// A soft-deleted node: the node item without its listing keys, marked with the time of
+/// deletion and entered into the deletion queue. Keywords stay, so cleanup can find postings.
+pub fn tombstone_item(node: &Node, deleted_at_ms: i64) -> Item {
+    let mut item = node_to_item(node);
+    let listing = &SCHEMA.indexes.user_time;
+    item.remove(&listing.partition_key);
+    item.remove(&listing.sort_key);
+    item.insert(DELETED_AT.to_owned(), AttributeValue::N(deleted_at_ms.to_string()));
+    let queue = &SCHEMA.indexes.deletion_queue;
+    with_keys(
+        item,
+        [
+            (&queue.partition_key, keys::deletion_shard(deletion_shard_of(&node.user_id, node.id))),
+            (&queue.sort_key, keys::deletion_sort_key(deleted_at_ms, &node.user_id, node.id)),
+        ],
+    )
+}
+
+/// A stable shard for a node, so retries of one delete land in the same queue partition.
+pub fn deletion_shard_of(user: &UserId, node: NodeId) -> u32 {
+    // FNV-1a: tiny, stable across builds and platforms (unlike the std hasher).
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in user.as_str().bytes().chain(node.to_string().bytes()) {
+        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    hash % DELETION_SHARDS
+}
+
+pub fn is_deleted(item: &Item) -> bool {
+    item.contains_key(DELETED_AT)
 }
 
 /// The two items of an edge: one under each end, so either end lists it with one Query.
@@ -179,21 +201,13 @@ pub fn edge_from_item(user: &UserId, item: Item) -> Result<(Edge, bool), StoreEr
 }
 
 pub fn posting_to_item(user: &UserId, node: NodeId, keyword: &str) -> Item {
-    let attributes = PostingAttributes {
-        entity: ENTITY_POSTING,
-        node_id: node.to_string(),
-        keyword,
-    };
-    let mut item: Item =
-        serde_dynamo::to_item(attributes).expect("posting attributes always serialise");
+    let attributes = PostingAttributes { entity: ENTITY_POSTING, node_id: node.to_string(), keyword };
+    let mut item: Item = serde_dynamo::to_item(attributes).expect("posting attributes always serialise");
     let index = &SCHEMA.indexes.keyword;
     item.extend(posting_key(user, node, keyword));
     with_keys(
         item,
-        [
-            (&index.partition_key, keys::keyword_partition(user, keyword)),
-            (&index.sort_key, keys::node_sort_key(node)),
-        ],
+        [(&index.partition_key, keys::keyword_partition(user, keyword)), (&index.sort_key, keys::node_sort_key(node))],
     )
 }
 
@@ -231,33 +245,31 @@ mod tests {
         let node = Node::create(user, draft, &KeywordExtractor::new(), Utc::now());
         let item = node_to_item(&node);
         assert_eq!(string_attribute(&item, "PK"), Some("USER#alice"));
-        assert!(
-            string_attribute(&item, "GSI3SK")
-                .unwrap()
-                .starts_with("TS#")
-        );
+        assert!(string_attribute(&item, "GSI3SK").unwrap().starts_with("TS#"));
         let back = node_from_item(item).unwrap();
         assert_eq!(back.id, node.id);
         assert_eq!(back.keywords, node.keywords);
-        assert_eq!(
-            back.created_at.timestamp_millis(),
-            node.created_at.timestamp_millis()
-        );
+        assert_eq!(back.created_at.timestamp_millis(), node.created_at.timestamp_millis());
+    }
+
+    #[test]
+    fn tombstones_leave_the_listing_and_enter_the_queue() {
+        let user = UserId::parse("alice").unwrap();
+        let node = Node::create(user, NodeDraft::new("gone soon", &[]).unwrap(), &KeywordExtractor::new(), Utc::now());
+        let item = tombstone_item(&node, 1_700_000_000_000);
+        assert!(is_deleted(&item));
+        assert!(!item.contains_key("GSI3PK") && !item.contains_key("GSI3SK"));
+        assert!(string_attribute(&item, "GSI2PK").unwrap().starts_with("DELETED#"));
+        assert!(string_attribute(&item, "GSI2SK").unwrap().starts_with("1700000000000#alice#"));
+        assert_eq!(node_from_item(item).unwrap().keywords, node.keywords);
+        assert!(deletion_shard_of(&node.user_id, node.id) < DELETION_SHARDS);
     }
 
     #[test]
     fn edge_items_know_their_direction() {
         let user = UserId::parse("alice").unwrap();
         let (a, b) = (NodeId::generate(), NodeId::generate());
-        let edge = Edge::new(
-            user.clone(),
-            a,
-            b,
-            EdgeWeight::new(0.5).unwrap(),
-            EdgeKind::Manual,
-            Utc::now(),
-        )
-        .unwrap();
+        let edge = Edge::new(user.clone(), a, b, EdgeWeight::new(0.5).unwrap(), EdgeKind::Manual, Utc::now()).unwrap();
         let [forward, reverse] = edge_to_items(&edge);
         let (read, is_forward) = edge_from_item(&user, forward).unwrap();
         assert!(is_forward);

@@ -6,6 +6,9 @@
 //! | edge    | `USER#<u>`             | `NODE#<a>#EDGE#<b>`       | none (stored for a->b and b->a) |
 //! | posting | `USER#<u>#NODE#<n>`    | `KW#<keyword>`            | KeywordIndex: `USER#<u>#KW#<keyword>` / `NODE#<n>` |
 //!
+//! A soft-deleted node also carries DeletionQueue keys `DELETED#<shard>` / `<ms>#<u>#<n>`
+//! until cleanup removes it.
+//!
 //! Postings get a partition per node so that a bulk create spreads its keyword writes
 //! instead of piling them onto the user's partition.
 
@@ -37,6 +40,15 @@ pub fn posting_sort_key(keyword: &str) -> String {
 
 pub fn keyword_partition(user: &UserId, keyword: &str) -> String {
     format!("USER#{user}#KW#{keyword}")
+}
+
+pub fn deletion_shard(shard: u32) -> String {
+    format!("DELETED#{shard}")
+}
+
+/// Zero-padded time first, so a range condition selects entries older than a cut-off.
+pub fn deletion_sort_key(deleted_at_ms: i64, user: &UserId, node: NodeId) -> String {
+    format!("{deleted_at_ms:013}#{user}#{node}")
 }
 
 /// Zero-padded so that string order is time order.

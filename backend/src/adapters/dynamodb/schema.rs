@@ -5,9 +5,8 @@ use std::sync::LazyLock;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use serde::Deserialize;
 
@@ -49,20 +48,12 @@ pub static SCHEMA: LazyLock<TableSchema> =
 
 impl TableSchema {
     fn all_indexes(&self) -> [&IndexSchema; 3] {
-        [
-            &self.indexes.keyword,
-            &self.indexes.deletion_queue,
-            &self.indexes.user_time,
-        ]
+        [&self.indexes.keyword, &self.indexes.deletion_queue, &self.indexes.user_time]
     }
 }
 
 fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(key_type)
-        .build()
-        .map_err(build_error)
+    KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(build_error)
 }
 
 fn string_attribute(name: &str) -> Result<AttributeDefinition, StoreError> {
@@ -78,8 +69,7 @@ fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
 }
 
 fn gsi(index: &IndexSchema) -> Result<GlobalSecondaryIndex, StoreError> {
-    let mut projection =
-        Projection::builder().projection_type(ProjectionType::from(index.projection.as_str()));
+    let mut projection = Projection::builder().projection_type(ProjectionType::from(index.projection.as_str()));
     for attribute in &index.non_key_attributes {
         projection = projection.non_key_attributes(attribute);
     }
@@ -95,13 +85,7 @@ fn gsi(index: &IndexSchema) -> Result<GlobalSecondaryIndex, StoreError> {
 /// Creates the table with its indexes, stream and TTL, unless it exists already.
 /// Used by local development and tests; in AWS the infrastructure stack creates it.
 pub async fn ensure_table(client: &Client, table_name: &str) -> Result<(), StoreError> {
-    if client
-        .describe_table()
-        .table_name(table_name)
-        .send()
-        .await
-        .is_ok()
-    {
+    if client.describe_table().table_name(table_name).send().await.is_ok() {
         return Ok(());
     }
     let schema = &*SCHEMA;
