@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod edges;
 mod events;
+mod flags;
 mod lambda;
 mod serve;
 mod support;

@@ -9,6 +9,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls;
+use aws_smithy_runtime::client::retries::RetryPartition;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use self::accounting::CostInterceptor;
@@ -124,9 +125,23 @@ fn default_http_client() -> SharedHttpClient {
         .build_https()
 }
 
+/// Retries for clients under injected faults. The simulation is there to prove that no
+/// item is lost, not to wait: the default one-second throttling backoff and the adaptive
+/// client-side rate limiter would turn a test run with hundreds of injected throttles into
+/// minutes of sleeping, so these clients back off in milliseconds and never rate-limit.
+fn simulated_fault_retries() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(5))
+        .with_max_backoff(Duration::from_millis(50))
+}
+
 macro_rules! service_config {
-    ($sdk_crate:ident, $sdk:expr, $endpoint:expr, $http:expr) => {{
+    ($sdk_crate:ident, $sdk:expr, $endpoint:expr, $http:expr, $partition:expr) => {{
         let mut builder = $sdk_crate::config::Builder::from($sdk).interceptor(CostInterceptor);
+        if let Some(partition) = $partition {
+            builder = builder.retry_partition(partition.clone()).retry_config(simulated_fault_retries());
+        }
         // Only an override replaces the endpoint: `set_endpoint_url(None)` would erase the
         // one the SDK already resolved from `AWS_ENDPOINT_URL_*`.
         if let Some(url) = $endpoint {
@@ -142,10 +157,17 @@ macro_rules! service_config {
 impl AwsClients {
     pub fn new(sdk: &SdkConfig, endpoints: &EndpointOverrides, network: &NetworkSimulation) -> Self {
         let http = network.is_active().then(|| network.wrap(default_http_client()));
+        // Adaptive retry slows a whole retry partition down after throttling, and the
+        // default partition is shared by every client of the process: injected faults
+        // must only slow down the clients that see them.
+        let partition = network
+            .faults
+            .as_ref()
+            .map(|_| RetryPartition::new(format!("brain2-simulated-{}", uuid::Uuid::new_v4().simple())));
         Self {
-            dynamodb: service_config!(aws_sdk_dynamodb, sdk, &endpoints.dynamodb, &http),
-            eventbridge: service_config!(aws_sdk_eventbridge, sdk, &endpoints.eventbridge, &http),
-            sqs: service_config!(aws_sdk_sqs, sdk, &endpoints.sqs, &http),
+            dynamodb: service_config!(aws_sdk_dynamodb, sdk, &endpoints.dynamodb, &http, &partition),
+            eventbridge: service_config!(aws_sdk_eventbridge, sdk, &endpoints.eventbridge, &http, &partition),
+            sqs: service_config!(aws_sdk_sqs, sdk, &endpoints.sqs, &http, &partition),
         }
     }
 }

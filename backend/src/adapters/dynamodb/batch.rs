@@ -5,18 +5,21 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, WriteRequest};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity, WriteRequest};
 use futures::stream::{self, StreamExt};
 
 use super::items::{Item, primary_key_of};
 use super::sdk_error;
 use crate::ports::StoreError;
 
+/// Every call asks for its consumed capacity: the per-request cost accounting sums it.
+const TOTAL: ReturnConsumedCapacity = ReturnConsumedCapacity::Total;
+
 pub const MAX_BATCH_WRITE: usize = 25;
 pub const MAX_BATCH_GET: usize = 100;
 /// Attempts per chunk, the first included: enough to ride out a short throttling burst
 /// while keeping a request well inside an API Gateway timeout.
-const MAX_ATTEMPTS: u32 = 6;
+pub const MAX_ATTEMPTS: u32 = 6;
 const BASE_BACKOFF: Duration = Duration::from_millis(25);
 const MAX_BACKOFF: Duration = Duration::from_millis(800);
 /// Chunks in flight at once when `parallel_chunks` is on; enough to hide round trips
@@ -40,6 +43,28 @@ pub fn backoff(attempt: u32) -> Duration {
     let bound = BASE_BACKOFF.saturating_mul(1 << attempt.min(10)).min(MAX_BACKOFF);
     let jitter = uuid::Uuid::new_v4().as_u128() as u64 % (bound.as_millis() as u64 + 1);
     Duration::from_millis(jitter)
+}
+
+/// Runs a single call again, with backoff, while DynamoDB sheds load. The SDK already
+/// retries a few times, but its retry quota drains under sustained throttling; this loop
+/// keeps going where the quota gives up.
+pub async fn retry_transient<T, E, R, F, Fut>(mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>>,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await.map_err(sdk_error) {
+            Err(StoreError::Throttled(_)) if attempt + 1 < MAX_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// A write request with the caller's tag, so failures can be reported per owner.
@@ -102,12 +127,21 @@ async fn write_one_by_one<T: Clone + Send + Sync>(
     let outcomes: Vec<Option<T>> = stream::iter(writes)
         .map(|write| async move {
             let result = if let Some(put) = write.request.put_request {
-                client.put_item().table_name(table).set_item(Some(put.item)).send().await.map(|_| ()).map_err(sdk_error)
+                client
+                    .put_item()
+                    .table_name(table)
+                    .set_item(Some(put.item))
+                    .return_consumed_capacity(TOTAL)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(sdk_error)
             } else if let Some(delete) = write.request.delete_request {
                 client
                     .delete_item()
                     .table_name(table)
                     .set_key(Some(delete.key))
+                    .return_consumed_capacity(TOTAL)
                     .send()
                     .await
                     .map(|_| ())
@@ -151,7 +185,12 @@ async fn write_chunk<T: Clone>(client: &Client, table: &str, chunk: Vec<TaggedWr
         if attempt > 0 {
             tokio::time::sleep(backoff(attempt)).await;
         }
-        let response = client.batch_write_item().request_items(table, pending.clone()).send().await;
+        let response = client
+            .batch_write_item()
+            .request_items(table, pending.clone())
+            .return_consumed_capacity(TOTAL)
+            .send()
+            .await;
         match response {
             Ok(output) => {
                 pending = output.unprocessed_items.and_then(|mut map| map.remove(table)).unwrap_or_default();
@@ -191,14 +230,16 @@ pub async fn get_all(
         // The old way: one GetItem per key.
         stream::iter(keys)
             .map(|key| async move {
-                let output = client
-                    .get_item()
-                    .table_name(table)
-                    .set_key(Some(key))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
+                let output = retry_transient(|| {
+                    client
+                        .get_item()
+                        .table_name(table)
+                        .set_key(Some(key.clone()))
+                        .consistent_read(true)
+                        .return_consumed_capacity(TOTAL)
+                        .send()
+                })
+                .await?;
                 Ok(output.item.into_iter().collect())
             })
             .buffer_unordered(policy.concurrency)
@@ -230,7 +271,13 @@ async fn get_chunk(client: &Client, table: &str, keys: Vec<Item>) -> Result<Vec<
             return Err(StoreError::Throttled("batch get keys left unprocessed after retries".into()));
         }
         attempt += 1;
-        let output = match client.batch_get_item().request_items(table, request.clone()).send().await {
+        let output = match client
+            .batch_get_item()
+            .request_items(table, request.clone())
+            .return_consumed_capacity(TOTAL)
+            .send()
+            .await
+        {
             Ok(output) => output,
             Err(error) => match sdk_error(error) {
                 StoreError::Throttled(_) => {

@@ -167,6 +167,19 @@ impl DynamoGraphStore {
 
     /// Every item of a query, following `LastEvaluatedKey` to the end.
     async fn query_all(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            match self.query_all_once(query.clone()).await {
+                Err(StoreError::Throttled(_)) if attempt + 1 < batch::MAX_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(batch::backoff(attempt)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn query_all_once(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
         query.into_paginator().items().send().try_collect().await.map_err(sdk_error)
     }
 
@@ -244,38 +257,54 @@ impl DynamoGraphStore {
         scan.into_paginator().items().send().try_collect().await.map_err(sdk_error)
     }
 
-    /// Deletes `dependents` (edges, postings) first and then the items in `finals` of the
-    /// owners whose dependents are all gone: if anything fails, the owner's item is still
-    /// there, so a retry finds it and finishes the job.
-    async fn delete_in_order(
-        &self,
-        owners: &[NodeId],
-        dependents: Vec<TaggedWrite<NodeId>>,
-        finals: Vec<(NodeId, Item)>,
-    ) -> Result<BatchOutcome, StoreError> {
-        let mut failed = self.write_phase(dependents).await?;
-        let final_writes = finals
-            .into_iter()
-            .filter(|(owner, _)| !failed.contains(owner))
-            .map(|(owner, key)| Ok(TaggedWrite { tag: owner, request: delete_request(key)? }))
+    /// Deletes nodes with everything that hangs off them: edges (both directions) and
+    /// postings first, node items last, and only for nodes whose dependents are all gone.
+    /// If anything fails, the node item is still there, so a retry finds it and finishes.
+    async fn cascade_delete(&self, user: &UserId, nodes: &[Node]) -> Result<BatchOutcome, StoreError> {
+        let ids: Vec<NodeId> = nodes.iter().map(|node| node.id).collect();
+        let (mut dependents, mut failed) = self.edge_deletes(user, &ids).await?;
+        for node in nodes.iter().filter(|node| !failed.contains(&node.id)) {
+            dependents.extend(Self::posting_deletes(node)?);
+        }
+        dependents.retain(|write| !failed.contains(&write.tag));
+        failed.extend(self.write_phase(dependents).await?);
+        let final_writes = ids
+            .iter()
+            .filter(|id| !failed.contains(id))
+            .map(|&id| Ok(TaggedWrite { tag: id, request: delete_request(items::node_key(user, id))? }))
             .collect::<Result<Vec<_>, StoreError>>()?;
         failed.extend(self.write_phase(final_writes).await?);
-        Ok(outcome(owners.iter().copied(), &failed, "the delete did not complete after retries; retry this node"))
+        Ok(outcome(ids.into_iter(), &failed, "the delete did not complete after retries; retry this node"))
     }
 
-    async fn edge_deletes(&self, user: &UserId, ids: &[NodeId]) -> Result<Vec<TaggedWrite<NodeId>>, StoreError> {
-        let edge_keys: Vec<(NodeId, Vec<Item>)> = stream::iter(ids.to_vec())
-            .map(|id| async move { Ok::<_, StoreError>((id, self.edge_keys_of(user, id).await?)) })
+    /// Deletes of both directions of every edge of `ids`, and the nodes whose edges could
+    /// not be listed (reported as failed rather than failing the whole batch).
+    async fn edge_deletes(
+        &self,
+        user: &UserId,
+        ids: &[NodeId],
+    ) -> Result<(Vec<TaggedWrite<NodeId>>, HashSet<NodeId>), StoreError> {
+        let listed: Vec<(NodeId, Result<Vec<Item>, StoreError>)> = stream::iter(ids.to_vec())
+            .map(|id| async move { (id, self.edge_keys_of(user, id).await) })
             .buffer_unordered(self.batch_policy().concurrency)
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
         let mut writes = Vec::new();
-        for (owner, keys) in edge_keys {
-            for key in keys {
-                writes.push(TaggedWrite { tag: owner, request: delete_request(key)? });
+        let mut failed = HashSet::new();
+        for (owner, keys) in listed {
+            match keys {
+                Ok(keys) => {
+                    for key in keys {
+                        writes.push(TaggedWrite { tag: owner, request: delete_request(key)? });
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, node = %owner, "listing edges failed");
+                    failed.insert(owner);
+                }
             }
         }
-        Ok(writes)
+        Ok((writes, failed))
     }
 
     fn posting_deletes(node: &Node) -> Result<Vec<TaggedWrite<NodeId>>, StoreError> {
@@ -290,16 +319,17 @@ impl DynamoGraphStore {
 
     /// The raw node item, soft-deleted or not.
     async fn node_item(&self, user: &UserId, id: NodeId) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client()
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(items::node_key(user, id)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(sdk_error)?;
+        let client = self.client();
+        let output = batch::retry_transient(|| {
+            client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(items::node_key(user, id)))
+                .consistent_read(true)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await?;
         Ok(output.item)
     }
 }
@@ -381,13 +411,7 @@ impl GraphStore for DynamoGraphStore {
     }
 
     async fn delete_nodes(&self, user: &UserId, nodes: &[Node]) -> Result<BatchOutcome, StoreError> {
-        let ids: Vec<NodeId> = nodes.iter().map(|node| node.id).collect();
-        let mut dependents = self.edge_deletes(user, &ids).await?;
-        for node in nodes {
-            dependents.extend(Self::posting_deletes(node)?);
-        }
-        let finals = ids.iter().map(|&id| (id, items::node_key(user, id))).collect();
-        self.delete_in_order(&ids, dependents, finals).await
+        self.cascade_delete(user, nodes).await
     }
 
     async fn mark_deleted(
@@ -454,9 +478,7 @@ impl GraphStore for DynamoGraphStore {
             return Ok(false);
         }
         let node = items::node_from_item(item)?;
-        let mut dependents = self.edge_deletes(user, &[id]).await?;
-        dependents.extend(Self::posting_deletes(&node)?);
-        let outcome = self.delete_in_order(&[id], dependents, vec![(id, items::node_key(user, id))]).await?;
+        let outcome = self.cascade_delete(user, std::slice::from_ref(&node)).await?;
         match outcome.failed.into_iter().next() {
             Some((_, reason)) => Err(StoreError::Throttled(reason)),
             None => Ok(true),
