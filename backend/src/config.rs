@@ -12,6 +12,9 @@ use crate::http::middleware::VersionPolicy;
 
 /// How long a cached read may be served without asking DynamoDB again.
 const DEFAULT_CACHE_TTL_SECONDS: u64 = 60;
+/// Soft-deleted nodes normally go on their `node.deleted` message within seconds; the
+/// sweep catches the rest after this long.
+const DEFAULT_CLEANUP_GRACE_SECONDS: u64 = 300;
 /// Shortest shared secret accepted in Lambda: HS256 wants at least 256 bits of key.
 const MIN_PRODUCTION_SECRET_BYTES: usize = 32;
 
@@ -58,6 +61,13 @@ pub struct Settings {
     pub network: NetworkSimulation,
     /// Longest time a cached read may lag behind writes made by other instances.
     pub cache_ttl: Duration,
+    /// SQS queue that receives events EventBridge would not take after every retry.
+    pub events_dlq_url: Option<String>,
+    /// Queues the workers read: `node.deleted` for cleanup, note changes for similarity.
+    pub cleanup_queue_url: Option<String>,
+    pub similarity_queue_url: Option<String>,
+    /// How long a soft-deleted node waits before the sweep purges it without a message.
+    pub cleanup_grace: Duration,
 }
 
 fn milliseconds(name: &'static str, value: Option<String>) -> Result<Duration, ConfigError> {
@@ -67,6 +77,12 @@ fn milliseconds(name: &'static str, value: Option<String>) -> Result<Duration, C
             expected: "a whole number of milliseconds",
             value: raw,
         })
+    })
+}
+
+fn seconds(name: &'static str, default: u64, lookup: impl Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
+    lookup(name).map_or(Ok(default), |raw| {
+        raw.parse().map_err(|_| ConfigError::Invalid { name, expected: "a whole number of seconds", value: raw })
     })
 }
 
@@ -111,14 +127,7 @@ impl Settings {
         };
         let faults =
             lookup("BRAIN2_FAULTS").map(|spec| FaultPlan::parse(&spec)).transpose().map_err(ConfigError::Faults)?;
-        let cache_ttl_seconds = match lookup("BRAIN2_CACHE_TTL_SECONDS") {
-            None => DEFAULT_CACHE_TTL_SECONDS,
-            Some(raw) => raw.parse().map_err(|_| ConfigError::Invalid {
-                name: "BRAIN2_CACHE_TTL_SECONDS",
-                expected: "a whole number of seconds",
-                value: raw,
-            })?,
-        };
+        let cache_ttl_seconds = seconds("BRAIN2_CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL_SECONDS, &lookup)?;
         Ok(Self {
             flags: Flags::from_lookup(&lookup)?,
             expose_costs: switch("BRAIN2_EXPOSE_COSTS", lookup("BRAIN2_EXPOSE_COSTS"), false)?,
@@ -133,6 +142,14 @@ impl Settings {
                 faults,
             },
             cache_ttl: Duration::from_secs(cache_ttl_seconds),
+            events_dlq_url: lookup("BRAIN2_EVENTS_DLQ_URL"),
+            cleanup_queue_url: lookup("BRAIN2_CLEANUP_QUEUE_URL"),
+            similarity_queue_url: lookup("BRAIN2_SIMILARITY_QUEUE_URL"),
+            cleanup_grace: Duration::from_secs(seconds(
+                "BRAIN2_CLEANUP_GRACE_SECONDS",
+                DEFAULT_CLEANUP_GRACE_SECONDS,
+                &lookup,
+            )?),
             table_name: lookup("BRAIN2_TABLE").unwrap_or_else(|| "brain2".to_owned()),
             event_bus: lookup("BRAIN2_EVENT_BUS").unwrap_or_else(|| "brain2".to_owned()),
             auth,

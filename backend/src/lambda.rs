@@ -1,14 +1,22 @@
 //! The Lambda entry adapter: API Gateway (REST v1 and HTTP API v2) events into the
 //! same router `brain2 serve` runs. Only this module knows the Lambda request types.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Router;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
+use serde_json::Value;
+use tokio::sync::{Mutex, mpsc};
 use tower::ServiceExt;
 use tower::util::MapRequest;
 
+use crate::app::cleanup::Cleanup;
 use crate::http::auth::AuthorizerClaims;
 use crate::http::middleware::PlatformRequestId;
+use crate::ports::EventPublisher;
+use crate::worker::{SqsEvent, Worker, handle_batch};
 
 /// The `sub` claim an API Gateway authorizer verified, if any. HTTP APIs put JWT claims
 /// under `authorizer.jwt.claims`; REST APIs with a Cognito authorizer under `authorizer.claims`.
@@ -59,4 +67,60 @@ pub fn attach_platform_context(mut request: Request) -> Request {
 /// The router as a Lambda HTTP service.
 pub fn service(router: Router) -> MapRequest<Router, fn(Request) -> Request> {
     router.map_request(attach_platform_context as fn(Request) -> Request)
+}
+
+/// Runs the API in Lambda with an internal extension that flushes queued events after
+/// each response. The runtime freezes the environment as soon as the response is out
+/// and it asks for the next event, unless an extension is still busy: the extension
+/// waits for the response, then flushes, so events leave before the freeze without the
+/// client waiting for them.
+pub async fn run_http(router: Router, events: Arc<dyn EventPublisher>) -> Result<(), lambda_http::Error> {
+    let (responded, responses) = mpsc::unbounded_channel::<()>();
+    let responses = Arc::new(Mutex::new(responses));
+    let extension = lambda_extension::Extension::new()
+        .with_events(&["INVOKE"])
+        .with_events_processor(lambda_extension::service_fn(move |_event: lambda_extension::LambdaEvent| {
+            let (responses, events) = (responses.clone(), events.clone());
+            async move {
+                responses.lock().await.recv().await;
+                events.flush().await;
+                Ok::<(), lambda_extension::Error>(())
+            }
+        }))
+        .with_extension_name("brain2-event-flush")
+        .register()
+        .await?;
+    let service = service(router).map_response(move |response| {
+        let _ = responded.send(());
+        response
+    });
+    tokio::try_join!(lambda_http::run(service), extension.run())?;
+    Ok(())
+}
+
+/// Runs a queue-fed worker in Lambda. SQS batches report partial failures, so only the
+/// failed messages come back; any other event (the scheduled rule) runs a sweep of the
+/// deletion queue when `sweep` is given. Events the worker raised leave before it returns.
+pub async fn run_worker(
+    worker: Worker,
+    sweep: Option<(Arc<Cleanup>, Duration)>,
+    events: Arc<dyn EventPublisher>,
+) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
+        let (worker, sweep, events) = (worker.clone(), sweep.clone(), events.clone());
+        async move {
+            let answer = if event.payload.get("Records").is_some() {
+                let batch: SqsEvent = serde_json::from_value(event.payload)?;
+                serde_json::to_value(handle_batch(&worker, batch).await)?
+            } else if let Some((cleanup, grace)) = sweep {
+                let report = cleanup.sweep(grace).await?;
+                serde_json::json!({ "purged": report.purged, "failed": report.failed })
+            } else {
+                return Err(lambda_runtime::Error::from("expected an SQS event"));
+            };
+            events.flush().await;
+            Ok::<Value, lambda_runtime::Error>(answer)
+        }
+    }))
+    .await
 }

@@ -16,3 +16,4 @@ pub mod http;
 pub mod lambda;
 pub mod ports;
 pub mod telemetry;
+pub mod worker;

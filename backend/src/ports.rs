@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
+use crate::domain::similarity::DocumentFrequencies;
 use crate::domain::{DomainEvent, Edge, Node, NodeId, UserId};
 
 #[derive(Debug, Error)]
@@ -95,6 +96,19 @@ pub trait GraphStore: Send + Sync {
     async fn node_edges(&self, user: &UserId, id: NodeId) -> Result<Option<Vec<Edge>>, StoreError>;
     /// Ids of the user's nodes with this keyword, newest first.
     async fn nodes_with_keyword(&self, user: &UserId, keyword: &str, limit: usize) -> Result<Vec<NodeId>, StoreError>;
+    /// Applies one event's change to the user's document-frequency counters, atomically
+    /// and at most once per `event_id`; `false` when that event was applied already.
+    async fn apply_frequency_change(
+        &self,
+        user: &UserId,
+        event_id: uuid::Uuid,
+        added: &[String],
+        removed: &[String],
+        documents_delta: i64,
+    ) -> Result<bool, StoreError>;
+    /// The user's document count and the frequencies of `keywords`.
+    async fn document_frequencies(&self, user: &UserId, keywords: &[String])
+    -> Result<DocumentFrequencies, StoreError>;
     /// A cheap call that proves the store is reachable and the table exists.
     async fn check(&self) -> Result<(), StoreError>;
 }
@@ -106,6 +120,8 @@ pub struct PublishError(pub String);
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     async fn publish(&self, events: Vec<DomainEvent>) -> Result<(), PublishError>;
+    /// Returns once every event handed over so far has been sent (or dead-lettered).
+    async fn flush(&self) {}
     /// A cheap call that proves the event bus is reachable.
     async fn check(&self) -> Result<(), PublishError>;
 }

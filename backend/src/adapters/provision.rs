@@ -33,35 +33,65 @@ fn context<E: std::error::Error>(what: &'static str) -> impl Fn(E) -> ProvisionE
 /// What was created, for callers that read the events.
 #[derive(Debug, Clone)]
 pub struct Provisioned {
+    /// Every event of the bus (for inspection and tests).
     pub events_queue_url: String,
-    pub events_dlq_url: String,
+    /// Events EventBridge would not take after every retry, with the reason.
+    pub publish_dlq_url: String,
+    /// `node.deleted` events for the cleanup worker.
+    pub cleanup_queue_url: String,
+    /// `node.created` and `node.updated` events for the similarity worker.
+    pub similarity_queue_url: String,
 }
 
+/// The queues and rules of the local stack; in AWS the infrastructure stack declares the same.
 pub async fn provision(clients: &AwsClients, table: &str, bus: &str) -> Result<Provisioned, ProvisionError> {
     ensure_table(&clients.dynamodb, table).await.map_err(|e| failed("the table")(&e))?;
     if clients.eventbridge.describe_event_bus().name(bus).send().await.is_err() {
         clients.eventbridge.create_event_bus().name(bus).send().await.map_err(context("the event bus"))?;
     }
-    let dlq_url = create_queue(clients, &format!("{bus}-events-dlq"), None).await?;
+    let events_queue_url = queue_with_dead_letters(clients, &format!("{bus}-events")).await?;
+    subscribe(clients, bus, "all-events", json!({ "source": [EVENT_SOURCE] }), &events_queue_url).await?;
+    let cleanup_queue_url = queue_with_dead_letters(clients, &format!("{bus}-cleanup")).await?;
+    let deleted = json!({ "source": [EVENT_SOURCE], "detail-type": ["node.deleted"] });
+    subscribe(clients, bus, "cleanup", deleted, &cleanup_queue_url).await?;
+    let similarity_queue_url = queue_with_dead_letters(clients, &format!("{bus}-similarity")).await?;
+    let changed = json!({ "source": [EVENT_SOURCE], "detail-type": ["node.created", "node.updated"] });
+    subscribe(clients, bus, "similarity", changed, &similarity_queue_url).await?;
+    let publish_dlq_url = create_queue(clients, &format!("{bus}-publish-dlq"), None).await?;
+    Ok(Provisioned { events_queue_url, publish_dlq_url, cleanup_queue_url, similarity_queue_url })
+}
+
+/// A queue whose messages move to `<name>-dlq` after repeated failed deliveries.
+async fn queue_with_dead_letters(clients: &AwsClients, name: &str) -> Result<String, ProvisionError> {
+    let dlq_url = create_queue(clients, &format!("{name}-dlq"), None).await?;
     let dlq_arn = queue_arn(clients, &dlq_url).await?;
     let redrive = json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES.to_string() });
-    let queue_url = create_queue(clients, &format!("{bus}-events"), Some(redrive.to_string())).await?;
-    let queue_arn = queue_arn(clients, &queue_url).await?;
-    let rule = format!("{bus}-all-events");
+    create_queue(clients, name, Some(redrive.to_string())).await
+}
+
+/// A rule on the bus that delivers matching events to the queue.
+async fn subscribe(
+    clients: &AwsClients,
+    bus: &str,
+    name: &str,
+    pattern: serde_json::Value,
+    queue_url: &str,
+) -> Result<(), ProvisionError> {
+    let rule = format!("{bus}-{name}");
     clients
         .eventbridge
         .put_rule()
         .name(&rule)
         .event_bus_name(bus)
-        .event_pattern(json!({ "source": [EVENT_SOURCE] }).to_string())
+        .event_pattern(pattern.to_string())
         .send()
         .await
-        .map_err(context("the event rule"))?;
+        .map_err(context("an event rule"))?;
     let target = aws_sdk_eventbridge::types::Target::builder()
-        .id("events-queue")
-        .arn(queue_arn)
+        .id(format!("{name}-queue"))
+        .arn(queue_arn(clients, queue_url).await?)
         .build()
-        .map_err(context("the rule target"))?;
+        .map_err(context("a rule target"))?;
     clients
         .eventbridge
         .put_targets()
@@ -70,8 +100,8 @@ pub async fn provision(clients: &AwsClients, table: &str, bus: &str) -> Result<P
         .targets(target)
         .send()
         .await
-        .map_err(context("the rule target"))?;
-    Ok(Provisioned { events_queue_url: queue_url, events_dlq_url: dlq_url })
+        .map_err(context("a rule target"))?;
+    Ok(())
 }
 
 async fn create_queue(clients: &AwsClients, name: &str, redrive: Option<String>) -> Result<String, ProvisionError> {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::similarity::DocumentFrequencies;
 use crate::domain::{Edge, Node, NodeId, UserId};
 use crate::flags::Flags;
 use crate::ports::{BatchOutcome, DeletedNode, Graph, GraphStore, ListCursor, Page, StoreError};
@@ -189,6 +190,25 @@ impl GraphStore for CachedGraphStore {
 
     async fn nodes_with_keyword(&self, user: &UserId, keyword: &str, limit: usize) -> Result<Vec<NodeId>, StoreError> {
         self.inner.nodes_with_keyword(user, keyword, limit).await
+    }
+
+    async fn apply_frequency_change(
+        &self,
+        user: &UserId,
+        event_id: uuid::Uuid,
+        added: &[String],
+        removed: &[String],
+        documents_delta: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.apply_frequency_change(user, event_id, added, removed, documents_delta).await
+    }
+
+    async fn document_frequencies(
+        &self,
+        user: &UserId,
+        keywords: &[String],
+    ) -> Result<DocumentFrequencies, StoreError> {
+        self.inner.document_frequencies(user, keywords).await
     }
 
     async fn check(&self) -> Result<(), StoreError> {

@@ -4,5 +4,6 @@ pub mod cache;
 pub mod cleanup;
 pub mod health;
 pub mod service;
+pub mod similarity;
 
 pub use service::{GraphService, ServiceError};

@@ -143,7 +143,7 @@ impl GraphService {
             }
             Err(other) => return Err(other.into()),
         }
-        self.publish(vec![DomainEvent::node_updated(&next)]).await;
+        self.publish(vec![DomainEvent::node_updated(&next, &current)]).await;
         Ok(next)
     }
 

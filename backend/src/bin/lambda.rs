@@ -11,6 +11,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     settings.ensure_safe_for_production()?;
     // Built once per execution environment and reused by every invocation it serves.
     let factory = ClientFactory::new(SdkSource::Environment, EndpointOverrides::default());
-    let (router, _adapters) = bootstrap::build(&settings, &factory).await;
-    lambda_http::run(lambda::service(router)).await
+    let (router, adapters) = bootstrap::build(&settings, &factory).await;
+    lambda::run_http(router, adapters.events).await
 }

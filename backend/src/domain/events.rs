@@ -6,11 +6,25 @@ use super::{Edge, Node, NodeId, UserId};
 /// What happened, in the words downstream consumers subscribe to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
-    NodeCreated { keywords: Vec<String> },
-    NodeUpdated { keywords: Vec<String> },
-    NodeDeleted,
-    EdgeCreated { target: NodeId, weight: f64, edge_kind: &'static str },
-    EdgeDeleted { target: NodeId },
+    NodeCreated {
+        keywords: Vec<String>,
+    },
+    NodeUpdated {
+        keywords: Vec<String>,
+        previous_keywords: Vec<String>,
+    },
+    /// Carries the keywords the node had, so document frequencies can be decremented.
+    NodeDeleted {
+        keywords: Vec<String>,
+    },
+    EdgeCreated {
+        target: NodeId,
+        weight: f64,
+        edge_kind: &'static str,
+    },
+    EdgeDeleted {
+        target: NodeId,
+    },
 }
 
 impl EventKind {
@@ -18,7 +32,7 @@ impl EventKind {
         match self {
             Self::NodeCreated { .. } => "node.created",
             Self::NodeUpdated { .. } => "node.updated",
-            Self::NodeDeleted => "node.deleted",
+            Self::NodeDeleted { .. } => "node.deleted",
             Self::EdgeCreated { .. } => "edge.created",
             Self::EdgeDeleted { .. } => "edge.deleted",
         }
@@ -47,13 +61,14 @@ impl DomainEvent {
         Self::new(&node.user_id, node.id, node.version, node.updated_at, kind)
     }
 
-    pub fn node_updated(node: &Node) -> Self {
-        let kind = EventKind::NodeUpdated { keywords: node.keywords.clone() };
+    pub fn node_updated(node: &Node, previous: &Node) -> Self {
+        let kind =
+            EventKind::NodeUpdated { keywords: node.keywords.clone(), previous_keywords: previous.keywords.clone() };
         Self::new(&node.user_id, node.id, node.version, node.updated_at, kind)
     }
 
     pub fn node_deleted(node: &Node, at: DateTime<Utc>) -> Self {
-        Self::new(&node.user_id, node.id, node.version, at, EventKind::NodeDeleted)
+        Self::new(&node.user_id, node.id, node.version, at, EventKind::NodeDeleted { keywords: node.keywords.clone() })
     }
 
     pub fn edge_created(edge: &Edge) -> Self {

@@ -7,6 +7,7 @@ pub mod events;
 pub mod ids;
 pub mod keywords;
 pub mod node;
+pub mod similarity;
 
 pub use edge::{Edge, EdgeKind, EdgeWeight};
 pub use error::DomainError;

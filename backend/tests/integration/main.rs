@@ -10,3 +10,4 @@ mod lambda;
 mod serve;
 mod support;
 mod tenancy;
+mod workers;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use axum::Router;
 use axum::body::Body;
 use brain2::adapters::aws::{AwsClients, ClientFactory, EndpointOverrides, SdkSource};
-use brain2::adapters::provision::{Provisioned, provision};
+use brain2::adapters::provision::provision;
 use brain2::bootstrap;
 use brain2::config::Settings;
 use brain2::devstack::{DevStack, DevStackPaths};
@@ -24,7 +24,6 @@ pub struct SharedStack {
     pub endpoints: EndpointOverrides,
     pub table: String,
     pub bus: String,
-    pub provisioned: Provisioned,
 }
 
 static STACK: OnceLock<SharedStack> = OnceLock::new();
@@ -61,11 +60,11 @@ fn start_stack() -> SharedStack {
         // Provisioning runs on a runtime of its own: each test has its own runtime, and
         // this one-time work must not belong to whichever test came first.
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let provisioned = runtime.block_on(async {
+        runtime.block_on(async {
             let clients = ClientFactory::new(SdkSource::Emulators, endpoints.clone()).build().await;
-            provision(&clients, &table, &bus).await.expect("provisioning succeeds")
+            provision(&clients, &table, &bus).await.expect("provisioning succeeds");
         });
-        SharedStack { _devstack: devstack, endpoints, table, bus, provisioned }
+        SharedStack { _devstack: devstack, endpoints, table, bus }
     }
 }
 
@@ -96,6 +95,7 @@ pub fn test_settings() -> Settings {
 
 pub struct TestApp {
     pub router: Router,
+    pub adapters: brain2::bootstrap::Adapters,
     pub clients: AwsClients,
     pub settings: Settings,
 }
@@ -131,7 +131,7 @@ impl TestApp {
         let factory =
             ClientFactory::new(SdkSource::Emulators, stack().endpoints.clone()).with_network(settings.network.clone());
         let (router, adapters) = bootstrap::build(&settings, &factory).await;
-        Self { router, clients: adapters.clients, settings }
+        Self { router, clients: adapters.clients.clone(), adapters, settings }
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -202,10 +202,74 @@ impl TestApp {
 impl TestApp {
     /// Runs the cleanup of soft-deleted nodes now (no grace period), as the worker would.
     pub async fn run_cleanup(&self) {
-        let adapters = brain2::bootstrap::Adapters::new(&self.settings, self.clients.clone());
-        let report = brain2::app::cleanup::Cleanup::new(adapters.store).sweep(std::time::Duration::ZERO).await.unwrap();
+        let report = self.adapters.cleanup().sweep(std::time::Duration::ZERO).await.unwrap();
         assert_eq!(report.failed, 0);
     }
+}
+
+/// A queue of this test's own that receives the bus events of `user` (of the given
+/// detail types, or all). Tests share the bus, so reading a shared queue would mean wading
+/// through everybody else's messages.
+pub async fn user_queue(app: &TestApp, user: &str, detail_types: &[&str]) -> String {
+    let name = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let queue = app.clients.sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
+    let arn = app
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .unwrap();
+    let mut pattern = serde_json::json!({"source": ["brain2.backend"], "detail": {"userId": [user]}});
+    if !detail_types.is_empty() {
+        pattern["detail-type"] = serde_json::json!(detail_types);
+    }
+    let bus = &stack().bus;
+    let events = &app.clients.eventbridge;
+    events.put_rule().name(&name).event_bus_name(bus).event_pattern(pattern.to_string()).send().await.unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(arn).build().unwrap();
+    events.put_targets().rule(&name).event_bus_name(bus).targets(target).send().await.unwrap();
+    queue
+}
+
+/// A plain queue of this test's own (for example a dead-letter queue).
+pub async fn own_queue(app: &TestApp) -> String {
+    let name = format!("t-{}", uuid::Uuid::new_v4().simple());
+    app.clients.sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap()
+}
+
+/// Takes messages from a queue of the test's own until `expected` have arrived or a
+/// generous deadline passes (a bound on waiting for delivery, not a latency assertion).
+pub async fn take_messages(app: &TestApp, queue: &str, expected: usize) -> Vec<Value> {
+    let sqs = &app.clients.sqs;
+    let mut found = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while found.len() < expected && std::time::Instant::now() < deadline {
+        let output = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for message in output.messages.unwrap_or_default() {
+            found.push(serde_json::from_str(message.body().unwrap()).unwrap());
+            sqs.delete_message()
+                .queue_url(queue)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    found
 }
 
 pub async fn read_response(response: axum::response::Response) -> TestResponse {

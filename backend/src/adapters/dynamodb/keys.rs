@@ -42,6 +42,22 @@ pub fn keyword_partition(user: &UserId, keyword: &str) -> String {
     format!("USER#{user}#KW#{keyword}")
 }
 
+/// Document-frequency counters and applied-event markers of a user: a partition of their
+/// own, so the counter updates of a burst of notes do not load the user's node partition.
+pub fn frequency_partition(user: &UserId) -> String {
+    format!("USER#{user}#DF")
+}
+
+pub const FREQUENCY_TOTAL: &str = "TOTAL";
+
+pub fn frequency_sort_key(keyword: &str) -> String {
+    format!("KW#{keyword}")
+}
+
+pub fn applied_event_sort_key(event_id: uuid::Uuid) -> String {
+    format!("APPLIED#{event_id}")
+}
+
 pub fn deletion_shard(shard: u32) -> String {
     format!("DELETED#{shard}")
 }

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, PutRequest, ReturnConsumedCapacity, TransactWriteItem,
-    WriteRequest,
+    Update, WriteRequest,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
 use chrono::{DateTime, Utc};
@@ -24,10 +24,13 @@ use self::batch::{BatchPolicy, CHUNK_CONCURRENCY, TaggedWrite};
 use self::items::{Item, entity_of};
 use self::schema::SCHEMA;
 use crate::adapters::aws::dynamodb_client;
+use crate::domain::similarity::DocumentFrequencies;
 use crate::domain::{Edge, Node, NodeId, UserId};
 use crate::flags::Flags;
 use crate::ports::{BatchOutcome, DeletedNode, Graph, GraphStore, ListCursor, Page, StoreError};
 
+/// How long an applied-event marker is kept: far longer than any queue redelivers.
+const APPLIED_MARKER_TTL_SECONDS: i64 = 7 * 24 * 3600;
 /// A node that exists and is not soft-deleted.
 const LIVE_NODE: &str = "attribute_exists(#pk) AND attribute_not_exists(deletedAt)";
 /// Attributes the graph view needs from node and edge items (`projections` on).
@@ -620,6 +623,77 @@ impl GraphStore for DynamoGraphStore {
                 NodeId::parse(raw).map_err(|e| StoreError::Unavailable(format!("malformed posting: {e}")))
             })
             .collect()
+    }
+
+    async fn apply_frequency_change(
+        &self,
+        user: &UserId,
+        event_id: uuid::Uuid,
+        added: &[String],
+        removed: &[String],
+        documents_delta: i64,
+    ) -> Result<bool, StoreError> {
+        let partition = keys::frequency_partition(user);
+        // The marker makes the transaction happen once per event, however often the event
+        // is delivered; it expires long after any redelivery could arrive.
+        let mut marker = items::primary_key(partition.clone(), keys::applied_event_sort_key(event_id));
+        let expires = Utc::now().timestamp() + APPLIED_MARKER_TTL_SECONDS;
+        marker.insert(SCHEMA.ttl_attribute.clone(), AttributeValue::N(expires.to_string()));
+        let mut writes = vec![self.put(marker, Some("attribute_not_exists(#pk)"))?];
+        let mut deltas: Vec<(String, i64)> = Vec::new();
+        for keyword in added.iter().filter(|k| !removed.contains(k)) {
+            deltas.push((keys::frequency_sort_key(keyword), 1));
+        }
+        for keyword in removed.iter().filter(|k| !added.contains(k)) {
+            deltas.push((keys::frequency_sort_key(keyword), -1));
+        }
+        if documents_delta != 0 {
+            deltas.push((keys::FREQUENCY_TOTAL.to_owned(), documents_delta));
+        }
+        for (sort_key, delta) in deltas {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(items::primary_key(partition.clone(), sort_key)))
+                .update_expression("ADD #count :delta")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+                .build()
+                .map_err(build_error)?;
+            writes.push(TransactWriteItem::builder().update(update).build());
+        }
+        Ok(self.transact(writes).await?.is_ok())
+    }
+
+    async fn document_frequencies(
+        &self,
+        user: &UserId,
+        keywords: &[String],
+    ) -> Result<DocumentFrequencies, StoreError> {
+        let partition = keys::frequency_partition(user);
+        let mut sort_keys: Vec<String> = keywords.iter().map(|k| keys::frequency_sort_key(k)).collect();
+        sort_keys.push(keys::FREQUENCY_TOTAL.to_owned());
+        sort_keys.sort();
+        sort_keys.dedup();
+        let requested = sort_keys.into_iter().map(|sk| items::primary_key(partition.clone(), sk)).collect();
+        let mut frequencies = DocumentFrequencies::default();
+        for item in batch::get_all(&self.client(), &self.table, requested, self.batch_policy()).await? {
+            // Counters can dip below zero for a moment when a delete is counted before
+            // the create it undoes; a frequency is never negative.
+            let count = match item.get("count") {
+                Some(AttributeValue::N(raw)) => raw.parse::<i64>().unwrap_or(0).max(0) as u64,
+                _ => 0,
+            };
+            match items::string_attribute(&item, &SCHEMA.sort_key) {
+                Some(keys::FREQUENCY_TOTAL) => frequencies.total_documents = count,
+                Some(sort_key) => {
+                    if let Some(keyword) = sort_key.strip_prefix("KW#") {
+                        frequencies.per_keyword.insert(keyword.to_owned(), count);
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(frequencies)
     }
 
     async fn check(&self) -> Result<(), StoreError> {
