@@ -29,7 +29,7 @@ test: tools lint
 # Ctrl-C stops the server and the emulators it started.
 serve: tools
 	cargo build --bin brain2
-	$(BRAIN2) serve --local-stack
+	$(BRAIN2) serve --local-stack --workers
 
 # Only the emulators, provisioned, in the foreground; their endpoints go to $(ENV_FILE).
 local-aws: tools

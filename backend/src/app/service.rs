@@ -149,7 +149,7 @@ impl GraphService {
 
     pub async fn delete_node(&self, user: &UserId, id: NodeId) -> Result<(), ServiceError> {
         let node = self.get_node(user, id).await?;
-        let outcome = self.store.delete_nodes(user, std::slice::from_ref(&node)).await?;
+        let outcome = self.remove(user, std::slice::from_ref(&node)).await?;
         if let Some((_, reason)) = outcome.failed.first() {
             return Err(StoreError::Throttled(reason.clone()).into());
         }
