@@ -39,7 +39,7 @@ pub struct Provisioned {
     pub publish_dlq_url: String,
     /// `node.deleted` events for the cleanup worker.
     pub cleanup_queue_url: String,
-    /// `node.created` and `node.updated` events for the similarity worker.
+    /// Note changes for the similarity worker (deletes lower the keyword counters).
     pub similarity_queue_url: String,
 }
 
@@ -55,7 +55,7 @@ pub async fn provision(clients: &AwsClients, table: &str, bus: &str) -> Result<P
     let deleted = json!({ "source": [EVENT_SOURCE], "detail-type": ["node.deleted"] });
     subscribe(clients, bus, "cleanup", deleted, &cleanup_queue_url).await?;
     let similarity_queue_url = queue_with_dead_letters(clients, &format!("{bus}-similarity")).await?;
-    let changed = json!({ "source": [EVENT_SOURCE], "detail-type": ["node.created", "node.updated"] });
+    let changed = json!({ "source": [EVENT_SOURCE], "detail-type": ["node.created", "node.updated", "node.deleted"] });
     subscribe(clients, bus, "similarity", changed, &similarity_queue_url).await?;
     let publish_dlq_url = create_queue(clients, &format!("{bus}-publish-dlq"), None).await?;
     Ok(Provisioned { events_queue_url, publish_dlq_url, cleanup_queue_url, similarity_queue_url })
