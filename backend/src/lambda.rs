@@ -12,10 +12,13 @@ use tokio::sync::{Mutex, mpsc};
 use tower::ServiceExt;
 use tower::util::MapRequest;
 
+use crate::adapters::aws::{ClientFactory, EndpointOverrides, SdkSource};
 use crate::app::cleanup::Cleanup;
+use crate::config::{ConfigError, Settings};
 use crate::http::auth::AuthorizerClaims;
 use crate::http::middleware::PlatformRequestId;
 use crate::ports::EventPublisher;
+use crate::telemetry;
 use crate::worker::{SqsEvent, Worker, handle_batch};
 
 /// The `sub` claim an API Gateway authorizer verified, if any. HTTP APIs put JWT claims
@@ -67,6 +70,15 @@ pub fn attach_platform_context(mut request: Request) -> Request {
 /// The router as a Lambda HTTP service.
 pub fn service(router: Router) -> MapRequest<Router, fn(Request) -> Request> {
     router.map_request(attach_platform_context as fn(Request) -> Request)
+}
+
+/// What every Lambda entry point starts with: logging, settings checked for production,
+/// and the factory of the clients the execution environment keeps for all its invocations.
+pub fn environment() -> Result<(Settings, ClientFactory), ConfigError> {
+    telemetry::init();
+    let settings = Settings::from_env()?;
+    settings.ensure_safe_for_production()?;
+    Ok((settings, ClientFactory::new(SdkSource::Environment, EndpointOverrides::default())))
 }
 
 /// Runs the API in Lambda with an internal extension that flushes queued events after

@@ -231,3 +231,24 @@ async fn similar_notes_get_linked_and_unrelated_ones_do_not() {
     }
     assert_eq!(app.get(&user, "/api/v1/graph-data").await.body["edges"].as_array().unwrap().len(), edges.len());
 }
+
+/// Lambda's SQS batches report partial failures: only the messages that failed return.
+#[tokio::test]
+async fn sqs_batches_report_only_failed_messages() {
+    let mut broken = settings_with(&[]);
+    broken.table_name = "no-such-table".into();
+    let app = TestApp::spawn_with(broken).await;
+    let node = uuid::Uuid::now_v7().to_string();
+    let deleted = json!({"detail-type": "node.deleted", "source": "brain2.backend",
+        "detail": {"eventId": uuid::Uuid::now_v7().to_string(), "userId": "someone", "aggregateId": node,
+                   "version": 1, "occurredAt": "2026-11-23T00:00:00.000Z", "keywords": []}});
+    let event = json!({"Records": [
+        {"messageId": "cannot-succeed", "body": deleted.to_string()},
+        {"messageId": "not-an-event", "body": "garbage"},
+    ]});
+    let batch: brain2::worker::SqsEvent = serde_json::from_value(event).unwrap();
+    let response = brain2::worker::handle_batch(&Worker::Cleanup(app.adapters.cleanup()), batch).await;
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    // The store failure comes back for a retry; a message no retry can fix is acknowledged.
+    assert_eq!(failed, vec!["cannot-succeed"]);
+}

@@ -196,14 +196,16 @@ impl DynamoGraphStore {
             .expression_attribute_values(":pk", string(partition))
     }
 
+    /// One write request per keyword posting of `node`, tagged with the node.
+    fn posting_requests(
+        node: &Node,
+        request: impl Fn(&str) -> Result<WriteRequest, StoreError>,
+    ) -> Result<Vec<TaggedWrite<NodeId>>, StoreError> {
+        node.keywords.iter().map(|keyword| Ok(TaggedWrite { tag: node.id, request: request(keyword)? })).collect()
+    }
+
     fn posting_writes(node: &Node) -> Result<Vec<TaggedWrite<NodeId>>, StoreError> {
-        node.keywords
-            .iter()
-            .map(|keyword| {
-                let request = put_request(items::posting_to_item(&node.user_id, node.id, keyword))?;
-                Ok(TaggedWrite { tag: node.id, request })
-            })
-            .collect()
+        Self::posting_requests(node, |keyword| put_request(items::posting_to_item(&node.user_id, node.id, keyword)))
     }
 
     /// Writes `writes`, then reports which owners failed among `owners`.
@@ -311,13 +313,7 @@ impl DynamoGraphStore {
     }
 
     fn posting_deletes(node: &Node) -> Result<Vec<TaggedWrite<NodeId>>, StoreError> {
-        node.keywords
-            .iter()
-            .map(|keyword| {
-                let request = delete_request(items::posting_key(&node.user_id, node.id, keyword))?;
-                Ok(TaggedWrite { tag: node.id, request })
-            })
-            .collect()
+        Self::posting_requests(node, |keyword| delete_request(items::posting_key(&node.user_id, node.id, keyword)))
     }
 
     /// The raw node item, soft-deleted or not.
