@@ -30,6 +30,10 @@ fn events_for(user: &str, count: usize) -> Vec<DomainEvent> {
 }
 
 async fn publisher(network: NetworkSimulation, dead_letters: &str) -> BackgroundPublisher {
+    publisher_with_room(network, dead_letters, brain2::adapters::eventbridge::background::QUEUE_CAPACITY).await
+}
+
+async fn publisher_with_room(network: NetworkSimulation, dead_letters: &str, room: usize) -> BackgroundPublisher {
     let stack = stack();
     let clients = ClientFactory::new(SdkSource::Emulators, stack.endpoints.clone()).with_network(network).build().await;
     let sender = EventBridgePublisher::new(
@@ -39,7 +43,7 @@ async fn publisher(network: NetworkSimulation, dead_letters: &str) -> Background
         Some(dead_letters.to_owned()),
         true,
     );
-    BackgroundPublisher::start(sender)
+    BackgroundPublisher::with_capacity(sender, room)
 }
 
 fn event_ids(messages: &[Value]) -> Vec<String> {
@@ -83,6 +87,27 @@ async fn failed_entries_end_in_the_dead_letter_queue_never_missing() {
     all.extend(event_ids(&dead));
     assert_eq!(all.len(), 30, "every event in exactly one place");
     assert_eq!(all.into_iter().collect::<HashSet<_>>(), sent);
+}
+
+/// A full queue is never a silent drop: the caller publishes what does not fit itself.
+#[tokio::test]
+async fn a_full_queue_makes_the_caller_publish_inline() {
+    let app = TestApp::spawn().await;
+    let user = unique_user();
+    let queue = user_queue(&app, &user, &[]).await;
+    let slow = NetworkSimulation { round_trip: Duration::from_millis(100), ..Default::default() };
+    let publisher = publisher_with_room(slow, &own_queue(&app).await, 2).await;
+    let events = events_for(&user, 20);
+    let sent: HashSet<String> = events.iter().map(|e| e.event_id.to_string()).collect();
+    let started = Instant::now();
+    publisher.publish(events).await.unwrap();
+    // Most of the 20 did not fit in a queue of 2, so this call sent them itself and waited
+    // at least one simulated round trip for it (a lower bound, never flaky on a slow machine).
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    publisher.flush().await;
+    let arrived = take_messages(&app, &queue, 20).await;
+    assert_eq!(event_ids(&arrived).into_iter().collect::<HashSet<_>>(), sent);
+    assert_eq!(arrived.len(), 20);
 }
 
 /// EventBridge removed entirely: the floor any publisher is compared with.
@@ -198,9 +223,13 @@ async fn similar_notes_get_linked_and_unrelated_ones_do_not() {
         let node = app.create_node(&user, content).await;
         topic_of.insert(node["id"].as_str().unwrap().to_owned(), topic);
     }
+    // A note deleted before the worker gets to it is never linked.
+    let gone = app.create_node(&user, "Sourdough starter feeding with flour and water every day").await;
+    let gone_id = gone["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.delete(&user, &format!("/api/v1/nodes/{gone_id}")).await.status, StatusCode::NO_CONTENT);
     app.adapters.events.flush().await;
-    let changes = take_messages(&app, &changes_queue, notes.len()).await;
-    assert_eq!(changes.len(), notes.len());
+    let changes = take_messages(&app, &changes_queue, notes.len() + 2).await;
+    assert_eq!(changes.len(), notes.len() + 2);
     let worker = Worker::Similarity(app.adapters.similarity());
     for change in &changes {
         worker.handle(&change.to_string()).await.unwrap();
@@ -208,6 +237,7 @@ async fn similar_notes_get_linked_and_unrelated_ones_do_not() {
     let edges = app.get(&user, "/api/v1/graph-data").await.body["edges"].as_array().unwrap().clone();
     assert!(edges.len() >= 3, "the bread notes and the Rust notes link up: {edges:?}");
     for edge in &edges {
+        assert!(edge["sourceId"] != gone_id.as_str() && edge["targetId"] != gone_id.as_str(), "deleted note linked");
         assert_eq!(edge["kind"], "similarity");
         let (a, b) = (edge["sourceId"].as_str().unwrap(), edge["targetId"].as_str().unwrap());
         assert_eq!(topic_of[a], topic_of[b], "unrelated notes linked: {edge}");

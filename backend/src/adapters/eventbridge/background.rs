@@ -33,8 +33,13 @@ pub struct BackgroundPublisher {
 impl BackgroundPublisher {
     /// Starts the sending task on the current runtime.
     pub fn start(sender: EventBridgePublisher) -> Self {
+        Self::with_capacity(sender, QUEUE_CAPACITY)
+    }
+
+    /// As [`BackgroundPublisher::start`], with room for `capacity` waiting events.
+    pub fn with_capacity(sender: EventBridgePublisher, capacity: usize) -> Self {
         let sender = Arc::new(sender);
-        let (commands, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let (commands, receiver) = mpsc::channel(capacity.max(1));
         tokio::spawn(run(receiver, sender.clone()));
         Self { commands, sender }
     }
