@@ -79,7 +79,8 @@ impl GraphStore for CachedGraphStore {
 
     async fn insert_nodes(&self, nodes: &[Node]) -> Result<BatchOutcome, StoreError> {
         let result = self.inner.insert_nodes(nodes).await;
-        for user in nodes.iter().map(|node| &node.user_id) {
+        let users: std::collections::HashSet<&UserId> = nodes.iter().map(|node| &node.user_id).collect();
+        for user in users {
             self.forget(user).await;
         }
         result
