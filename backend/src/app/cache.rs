@@ -63,6 +63,24 @@ impl CachedGraphStore {
         self.views.invalidate(user).await;
     }
 
+    /// A per-node read answered from the user's view when it is there, otherwise fetched
+    /// (the future is only polled on a miss) and remembered.
+    async fn read_through<V: Clone>(
+        &self,
+        user: &UserId,
+        id: NodeId,
+        slot: fn(&UserView) -> &Mutex<HashMap<NodeId, V>>,
+        fetch: impl Future<Output = Result<V, StoreError>>,
+    ) -> Result<V, StoreError> {
+        let view = self.view(user).await;
+        if let Some(value) = cached(slot(&view), &id) {
+            return Ok(value);
+        }
+        let value = fetch.await?;
+        remember(slot(&view), id, value.clone());
+        Ok(value)
+    }
+
     /// Runs a write, then drops the user's views (also when the write failed half-way).
     async fn writing<T>(&self, user: &UserId, write: impl Future<Output = T>) -> T {
         let result = write.await;
@@ -90,13 +108,7 @@ impl GraphStore for CachedGraphStore {
         if !self.read_cache {
             return self.inner.get_node(user, id).await;
         }
-        let view = self.view(user).await;
-        if let Some(node) = cached(&view.nodes, &id) {
-            return Ok(node);
-        }
-        let node = self.inner.get_node(user, id).await?;
-        remember(&view.nodes, id, node.clone());
-        Ok(node)
+        self.read_through(user, id, |view| &view.nodes, self.inner.get_node(user, id)).await
     }
 
     async fn get_nodes(&self, user: &UserId, ids: &[NodeId]) -> Result<Vec<Node>, StoreError> {
@@ -180,13 +192,7 @@ impl GraphStore for CachedGraphStore {
         if !self.adjacency_cache {
             return self.inner.node_edges(user, id).await;
         }
-        let view = self.view(user).await;
-        if let Some(edges) = cached(&view.adjacency, &id) {
-            return Ok(edges);
-        }
-        let edges = self.inner.node_edges(user, id).await?;
-        remember(&view.adjacency, id, edges.clone());
-        Ok(edges)
+        self.read_through(user, id, |view| &view.adjacency, self.inner.node_edges(user, id)).await
     }
 
     async fn nodes_with_keyword(&self, user: &UserId, keyword: &str, limit: usize) -> Result<Vec<NodeId>, StoreError> {
