@@ -43,11 +43,6 @@ pub async fn measure<F: Future>(work: F) -> (F::Output, CostReport) {
     (output, report)
 }
 
-/// What the current request has cost so far (empty outside a measured request).
-pub fn so_far() -> CostReport {
-    LEDGER.try_with(|ledger| ledger.lock().map(|r| r.clone()).unwrap_or_default()).unwrap_or_default()
-}
-
 fn with_ledger(update: impl FnOnce(&mut CostReport)) {
     // Outside a measured request (start-up, background work) there is nothing to record.
     let _ = LEDGER.try_with(|ledger| {
