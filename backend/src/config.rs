@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 use crate::adapters::aws::network::{FaultPlan, NetworkSimulation};
-use crate::flags::{FlagError, Flags};
+use crate::flags::{FlagError, Flags, parse_switch};
 use crate::http::auth::DEVELOPMENT_SECRET;
 use crate::http::middleware::VersionPolicy;
 
@@ -87,11 +87,9 @@ fn seconds(name: &'static str, default: u64, lookup: impl Fn(&str) -> Option<Str
 }
 
 fn switch(name: &'static str, value: Option<String>, default: bool) -> Result<bool, ConfigError> {
-    match value.as_deref() {
+    match value {
         None => Ok(default),
-        Some("1" | "on" | "true") => Ok(true),
-        Some("0" | "off" | "false") => Ok(false),
-        Some(other) => Err(ConfigError::Invalid { name, expected: "1 or 0", value: other.to_owned() }),
+        Some(raw) => parse_switch(&raw).ok_or(ConfigError::Invalid { name, expected: "1 or 0", value: raw }),
     }
 }
 

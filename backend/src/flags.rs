@@ -68,6 +68,15 @@ flags! {
     soft_delete,
 }
 
+/// The one vocabulary of on/off settings: `on`, `true`, `1` and `off`, `false`, `0`.
+pub fn parse_switch(raw: &str) -> Option<bool> {
+    match raw {
+        "on" | "true" | "1" => Some(true),
+        "off" | "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 impl Default for Flags {
     fn default() -> Self {
         Self::OPTIMIZED
@@ -85,10 +94,8 @@ impl Flags {
         for name in Self::OPTIMIZED.entries().into_keys() {
             let variable = format!("BRAIN2_FLAG_{}", name.to_ascii_uppercase());
             if let Some(value) = lookup(&variable) {
-                let on = match value.to_ascii_lowercase().as_str() {
-                    "on" | "true" | "1" => true,
-                    "off" | "false" | "0" => false,
-                    _ => return Err(FlagError::InvalidValue { name: variable, value }),
+                let Some(on) = parse_switch(&value.to_ascii_lowercase()) else {
+                    return Err(FlagError::InvalidValue { name: variable, value });
                 };
                 flags.set(name, on);
             }
