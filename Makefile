@@ -16,10 +16,11 @@ build:
 fmt:
 	cargo fmt --all
 
-# Formatting and lints, as CI checks them.
+# Formatting, lints, and what the Lambda functions may link, as CI checks them.
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/check-lambda-deps.sh
 
 # Everything CI runs: lints, unit tests and the integration suite on local emulators.
 test: tools lint

@@ -1,0 +1,43 @@
+//! Local AWS for `brain2 serve --local-stack` and `brain2 local-aws`: the emulators
+//! started, provisioned, and the settings pointed at what was provisioned.
+
+use std::io::Write;
+use std::path::Path;
+
+use brain2::adapters::aws::{ClientFactory, EndpointOverrides, SdkSource};
+use brain2::bootstrap::Settings;
+use brain2_devstack::{DevStack, DevStackPaths, provision};
+
+/// Starts and provisions the emulators, and points `settings` at the provisioned queues.
+/// The emulators stop when the returned [`DevStack`] is dropped, or with this process.
+pub async fn start(settings: &mut Settings) -> anyhow::Result<(DevStack, ClientFactory)> {
+    let root = std::env::current_dir()?;
+    let stack = tokio::task::spawn_blocking(move || -> anyhow::Result<DevStack> {
+        Ok(DevStack::start(&DevStackPaths::discover(&root)?)?)
+    })
+    .await??;
+    let endpoints = EndpointOverrides::emulators(stack.dynamodb_endpoint(), stack.moto_endpoint());
+    let factory = ClientFactory::new(SdkSource::Emulators, endpoints).with_network(settings.adapters.network.clone());
+    let provisioned = provision(&factory.build().await, &settings.adapters.table, &settings.adapters.event_bus).await?;
+    settings.adapters.events_dlq_url = Some(provisioned.publish_dlq_url);
+    settings.workers.cleanup_queue_url = Some(provisioned.cleanup_queue_url);
+    settings.workers.similarity_queue_url = Some(provisioned.similarity_queue_url);
+    Ok((stack, factory))
+}
+
+/// The emulators' endpoints plus the provisioned queues, as `export` lines for a shell.
+pub fn write_env_file(stack: &DevStack, settings: &Settings, path: &Path) -> std::io::Result<()> {
+    stack.write_env_file(path)?;
+    let queues = [
+        ("BRAIN2_EVENTS_DLQ_URL", &settings.adapters.events_dlq_url),
+        ("BRAIN2_CLEANUP_QUEUE_URL", &settings.workers.cleanup_queue_url),
+        ("BRAIN2_SIMILARITY_QUEUE_URL", &settings.workers.similarity_queue_url),
+    ];
+    let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
+    for (name, value) in queues {
+        if let Some(value) = value {
+            writeln!(file, "export {name}={value}")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! One real TCP round trip through the `brain2` binary: `serve`, `token`, graceful stop.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{TEST_SECRET, stack, unique_user};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_brain2");
+
+fn brain2(args: &[&str]) -> Command {
+    let stack = stack();
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", stack.endpoints.dynamodb.as_deref().unwrap())
+        .env("AWS_ENDPOINT_URL_EVENTBRIDGE", stack.endpoints.eventbridge.as_deref().unwrap())
+        .env("AWS_ENDPOINT_URL_SQS", stack.endpoints.sqs.as_deref().unwrap())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("BRAIN2_TABLE", &stack.table)
+        .env("BRAIN2_EVENT_BUS", &stack.bus)
+        .env("BRAIN2_JWT_SECRET", TEST_SECRET);
+    command
+}
+
+/// Kills the server if the test fails before stopping it, so no process outlives the test.
+struct ServerGuard(Option<std::process::Child>);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `brain2 serve` on a free port, once it answers its health check.
+struct Server {
+    guard: ServerGuard,
+    base: String,
+}
+
+async fn start_server(extra: &[&str]) -> Server {
+    let port = free_port().to_string();
+    let mut args = vec!["serve", "--port", &port];
+    args.extend_from_slice(extra);
+    let mut guard = ServerGuard(Some(
+        brain2(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("brain2 serve starts"),
+    ));
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    // Wait until it listens (bounded; a slow machine only makes this take longer).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = reqwest::get(format!("{base}/health")).await {
+            let health: Value = response.json().await.unwrap();
+            assert_eq!(health["status"], "up");
+            break;
+        }
+        assert!(Instant::now() < deadline, "brain2 serve never answered");
+        assert!(guard.0.as_mut().unwrap().try_wait().unwrap().is_none(), "brain2 serve exited early");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Server { guard, base }
+}
+
+#[tokio::test]
+async fn serve_answers_over_tcp_and_stops_gracefully() {
+    let Server { mut guard, base } = start_server(&[]).await;
+    let client = reqwest::Client::new();
+
+    let user = unique_user();
+    let output = brain2(&["token", "--user", &user]).output().unwrap();
+    assert!(output.status.success());
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+
+    let created = client
+        .post(format!("{base}/nodes"))
+        .bearer_auth(&token)
+        .json(&json!({"content": "Served over a real socket"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert!(created.headers().contains_key("x-correlation-id"));
+    let node: Value = created.json().await.unwrap();
+    let fetched: Value = client
+        .get(format!("{base}/nodes/{}", node["id"].as_str().unwrap()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched, node);
+
+    // SIGTERM, as Lambda, systemd or a container runtime would send it.
+    let pid = i32::try_from(guard.0.as_ref().unwrap().id()).unwrap();
+    // SAFETY: `kill` with a valid pid and signal number has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let mut server = guard.0.take().unwrap();
+    let status = tokio::task::spawn_blocking(move || server.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "graceful shutdown exits cleanly: {status}");
+}
+
+#[test]
+fn token_refuses_an_invalid_user() {
+    let output = brain2(&["token", "--user", "a#b"]).output().unwrap();
+    assert!(!output.status.success());
+}
+
+/// The value of a Prometheus sample whose name and labels are as given (0 when absent).
+fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| series.split('{').next() == Some(name))
+        .filter(|(series, _)| labels.iter().all(|(key, value)| series.contains(&format!("{key}=\"{value}\""))))
+        .map(|(_, value)| value.parse::<f64>().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_endpoint_counts_the_background_put_events_of_a_bulk_create() {
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let server = start_server(&["--metrics-addr", &metrics_addr, "--expose-costs=on"]).await;
+    let metrics_url = format!("http://{metrics_addr}/metrics");
+    let scrape = || async { reqwest::get(&metrics_url).await.unwrap().text().await.unwrap() };
+    let put_events = [("service", "EventBridge"), ("operation", "PutEvents")];
+    let before = sample(&scrape().await, "brain2_aws_calls_total", &put_events);
+
+    let user = unique_user();
+    let notes: Vec<Value> = (0..25).map(|i| json!({"content": format!("Metered note {i} about tides")})).collect();
+    let created = reqwest::Client::new()
+        .post(format!("{}/nodes/bulk", server.base))
+        .bearer_auth(crate::support::token(&user))
+        .json(&json!({"nodes": notes}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let request_path = created.headers()["x-brain2-aws-ops"].to_str().unwrap().to_owned();
+    assert!(!request_path.contains("PutEvents"), "the request waited for PutEvents: {request_path}");
+
+    // 25 events leave in calls of at most 10 entries, off the request path: at least 3
+    // calls, which only the process-wide metrics can see.
+    // A call is counted when it starts, an event as published when EventBridge answered.
+    let delivered = |exposition: &str| {
+        sample(exposition, "brain2_aws_calls_total", &put_events) - before >= 3.0
+            && sample(exposition, "brain2_events_published_total", &[]) >= 25.0
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exposition = loop {
+        let exposition = scrape().await;
+        if delivered(&exposition) || Instant::now() > deadline {
+            break exposition;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(sample(&exposition, "brain2_aws_calls_total", &put_events) - before >= 3.0, "{exposition}");
+    assert!(sample(&exposition, "brain2_events_published_total", &[]) >= 25.0, "{exposition}");
+    let bulk_route = [("route", "/api/v1/nodes/bulk"), ("method", "POST"), ("status", "201")];
+    assert_eq!(sample(&exposition, "brain2_http_requests_total", &bulk_route), 1.0, "{exposition}");
+    let writes = [("service", "DynamoDB"), ("operation", "BatchWriteItem")];
+    assert!(sample(&exposition, "brain2_aws_calls_total", &writes) >= 1.0, "{exposition}");
+}
+
+#[test]
+fn metrics_listener_refuses_a_public_address() {
+    let output =
+        brain2(&["serve", "--port", &free_port().to_string(), "--metrics-addr", "0.0.0.0:0"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("loopback"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -1,0 +1,308 @@
+//! Shared test harness: one set of emulators per test binary (or the endpoints given
+//! in the environment), one table and bus per binary, and a fresh app per test. Tests are
+//! isolated by unique user ids; a test that sweeps the deletion queue (which holds every
+//! user's tombstones) gets a table of its own.
+
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::body::Body;
+use brain2::adapters::aws::{AwsClients, ClientFactory, EndpointOverrides, SdkSource};
+use brain2::adapters::dynamodb::schema::ensure_table;
+use brain2::bootstrap::{self, Settings};
+use brain2::domain::UserId;
+use brain2_cli::token;
+use brain2_devstack::{DevStack, DevStackPaths, provision};
+use clap::Parser;
+use http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const TEST_SECRET: &str = "integration-test-secret-integration-test-secret";
+
+pub struct SharedStack {
+    _devstack: Option<DevStack>,
+    pub endpoints: EndpointOverrides,
+    pub table: String,
+    pub bus: String,
+}
+
+static STACK: OnceLock<SharedStack> = OnceLock::new();
+
+fn endpoints_from_environment() -> Option<EndpointOverrides> {
+    let dynamodb = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok()?;
+    let eventbridge = std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE").ok()?;
+    let sqs = std::env::var("AWS_ENDPOINT_URL_SQS").unwrap_or_else(|_| eventbridge.clone());
+    Some(EndpointOverrides { dynamodb: Some(dynamodb), eventbridge: Some(eventbridge), sqs: Some(sqs) })
+}
+
+/// Starts (once) the emulators and provisions a table and bus unique to this test binary.
+pub fn stack() -> &'static SharedStack {
+    // Started on a plain thread: the first caller is usually inside a test's runtime,
+    // where blocking on another runtime is not allowed.
+    STACK.get_or_init(|| std::thread::spawn(start_stack).join().expect("test stack starts"))
+}
+
+fn start_stack() -> SharedStack {
+    {
+        let (devstack, endpoints) = match endpoints_from_environment() {
+            Some(endpoints) => (None, endpoints),
+            None => {
+                let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+                let paths = DevStackPaths::discover(&root).expect("emulators installed (run `make tools`)");
+                let devstack = DevStack::start(&paths).expect("emulators start");
+                let endpoints = EndpointOverrides::emulators(devstack.dynamodb_endpoint(), devstack.moto_endpoint());
+                (Some(devstack), endpoints)
+            }
+        };
+        let table = unique_table_name();
+        let bus = table.clone();
+        // Provisioning runs on a runtime of its own: each test has its own runtime, and
+        // this one-time work must not belong to whichever test came first.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let clients = ClientFactory::new(SdkSource::Emulators, endpoints.clone()).build().await;
+            provision(&clients, &table, &bus).await.expect("provisioning succeeds");
+        });
+        SharedStack { _devstack: devstack, endpoints, table, bus }
+    }
+}
+
+fn unique_table_name() -> String {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("brain2-test-{}", &suffix[..12])
+}
+
+pub fn unique_user() -> String {
+    format!("user-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn token(user: &str) -> String {
+    token::issue(TEST_SECRET, &UserId::parse(user).unwrap(), 600).unwrap()
+}
+
+/// The service's settings parsed as a process would parse them.
+#[derive(Parser)]
+struct TestCommand {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// Settings of an app on the shared stack, with extra options (e.g. `--profile=baseline`).
+pub fn settings_with(options: &[&str]) -> Settings {
+    let stack = stack();
+    let defaults = ["--table", &stack.table, "--event-bus", &stack.bus, "--jwt-secret", TEST_SECRET];
+    let arguments = std::iter::once("brain2-test").chain(defaults).chain(options.iter().copied());
+    TestCommand::try_parse_from(arguments).expect("valid test settings").settings
+}
+
+/// `settings` moved to a table of the test's own, with the schema of the shared one.
+pub async fn on_own_table(mut settings: Settings) -> Settings {
+    let table = unique_table_name();
+    let clients = ClientFactory::new(SdkSource::Emulators, stack().endpoints.clone()).build().await;
+    ensure_table(&clients.dynamodb, &table).await.expect("own table created");
+    settings.adapters.table = table;
+    settings
+}
+
+pub fn test_settings() -> Settings {
+    settings_with(&[])
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub adapters: brain2::bootstrap::Adapters,
+    pub clients: AwsClients,
+    pub settings: Settings,
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json answer with this status and code.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "unexpected status, body: {}", self.body);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "body: {}", self.body);
+        assert_eq!(self.body["code"], code, "body: {}", self.body);
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(test_settings()).await
+    }
+
+    pub async fn spawn_with(settings: Settings) -> Self {
+        let factory = ClientFactory::new(SdkSource::Emulators, stack().endpoints.clone())
+            .with_network(settings.adapters.network.clone());
+        let (router, adapters) = bootstrap::build(&settings, &factory).await;
+        Self { router, clients: adapters.clients.clone(), adapters, settings }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self.router.clone().oneshot(request).await.expect("router is infallible");
+        read_response(response).await
+    }
+
+    pub async fn call(&self, method: Method, path: &str, user: Option<&str>, body: Option<Value>) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(user) = user {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token(user)));
+        }
+        let body = match body {
+            Some(json) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(builder.body(body).unwrap()).await
+    }
+
+    pub async fn get(&self, user: &str, path: &str) -> TestResponse {
+        self.call(Method::GET, path, Some(user), None).await
+    }
+
+    pub async fn post(&self, user: &str, path: &str, body: Value) -> TestResponse {
+        self.call(Method::POST, path, Some(user), Some(body)).await
+    }
+
+    pub async fn put(&self, user: &str, path: &str, body: Value) -> TestResponse {
+        self.call(Method::PUT, path, Some(user), Some(body)).await
+    }
+
+    pub async fn delete(&self, user: &str, path: &str) -> TestResponse {
+        self.call(Method::DELETE, path, Some(user), None).await
+    }
+
+    /// Creates a node and returns its JSON.
+    pub async fn create_node(&self, user: &str, content: &str) -> Value {
+        let response = self.post(user, "/api/v1/nodes", serde_json::json!({ "content": content })).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body
+    }
+
+    /// Every item in the table whose partition key starts with the user's prefix,
+    /// read straight from DynamoDB (a Scan: test inspection only, never in the service).
+    pub async fn raw_items_of(
+        &self,
+        user: &str,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let prefix = format!("USER#{user}");
+        self.clients
+            .dynamodb
+            .scan()
+            .table_name(&self.settings.adapters.table)
+            .filter_expression("begins_with(PK, :prefix)")
+            .expression_attribute_values(":prefix", aws_sdk_dynamodb::types::AttributeValue::S(prefix))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .unwrap()
+    }
+}
+
+impl TestApp {
+    /// Runs the cleanup of soft-deleted nodes now (no grace period), as the worker would.
+    /// The sweep purges every tombstone of the table, so only a test's own table may be swept.
+    pub async fn run_cleanup(&self) {
+        assert_ne!(
+            self.settings.adapters.table,
+            stack().table,
+            "a sweep of the shared table purges other tests' tombstones: spawn on `on_own_table` settings"
+        );
+        let report = self.adapters.cleanup().sweep(std::time::Duration::ZERO).await.unwrap();
+        assert_eq!(report.failed, 0);
+    }
+}
+
+/// A queue of this test's own that receives the bus events of `user` (of the given
+/// detail types, or all). Tests share the bus, so reading a shared queue would mean wading
+/// through everybody else's messages.
+pub async fn user_queue(app: &TestApp, user: &str, detail_types: &[&str]) -> String {
+    let name = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let queue = app.clients.sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
+    let arn = app
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .unwrap();
+    let mut pattern = serde_json::json!({"source": ["brain2.backend"], "detail": {"userId": [user]}});
+    if !detail_types.is_empty() {
+        pattern["detail-type"] = serde_json::json!(detail_types);
+    }
+    let bus = &stack().bus;
+    let events = &app.clients.eventbridge;
+    events.put_rule().name(&name).event_bus_name(bus).event_pattern(pattern.to_string()).send().await.unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(arn).build().unwrap();
+    events.put_targets().rule(&name).event_bus_name(bus).targets(target).send().await.unwrap();
+    queue
+}
+
+/// A plain queue of this test's own (for example a dead-letter queue).
+pub async fn own_queue(app: &TestApp) -> String {
+    let name = format!("t-{}", uuid::Uuid::new_v4().simple());
+    app.clients.sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap()
+}
+
+/// Takes messages from a queue of the test's own until `expected` have arrived or a
+/// generous deadline passes (a bound on waiting for delivery, not a latency assertion).
+pub async fn take_messages(app: &TestApp, queue: &str, expected: usize) -> Vec<Value> {
+    let sqs = &app.clients.sqs;
+    let mut found = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while found.len() < expected && std::time::Instant::now() < deadline {
+        let output = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for message in output.messages.unwrap_or_default() {
+            found.push(serde_json::from_str(message.body().unwrap()).unwrap());
+            sqs.delete_message()
+                .queue_url(queue)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    found
+}
+
+pub async fn read_response(response: axum::response::Response) -> TestResponse {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    TestResponse { status, headers, body }
+}

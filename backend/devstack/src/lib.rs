@@ -1,0 +1,10 @@
+//! Local AWS for development and tests, never linked into a Lambda function: DynamoDB
+//! Local and moto_server started as child processes on free loopback ports
+//! ([`emulators`]), and the table, bus, rules and queues the service expects created on
+//! them ([`provision`]). In AWS the infrastructure stack owns those resources.
+
+pub mod emulators;
+pub mod provision;
+
+pub use emulators::{DevStack, DevStackError, DevStackPaths};
+pub use provision::{ProvisionError, Provisioned, provision};

@@ -1,0 +1,10 @@
+//! AWS Lambda entry point: the Brain2 router behind API Gateway.
+
+use brain2::bootstrap;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let environment = brain2_lambda::environment()?;
+    let (router, adapters) = bootstrap::build(&environment.settings, &environment.factory).await;
+    brain2_lambda::run_http(router, adapters.events, environment.metrics).await
+}

@@ -1,0 +1,12 @@
+//! AWS Lambda entry point of the similarity worker: note changes from SQS.
+
+use brain2::bootstrap::Adapters;
+use brain2::worker::Worker;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let environment = brain2_lambda::environment()?;
+    let adapters = Adapters::new(&environment.settings, environment.factory.build().await);
+    let worker = Worker::Similarity(adapters.similarity());
+    brain2_lambda::run_worker(worker, None, adapters.events, environment.metrics).await
+}

@@ -1,0 +1,197 @@
+//! Brain2 on AWS Lambda: API Gateway (REST v1 and HTTP API v2) events into the same
+//! router `brain2 serve` runs, and SQS batches into the workers. Only this crate knows the
+//! Lambda event types; metrics leave as CloudWatch Embedded Metric Format lines, flushed
+//! after every invocation before the environment freezes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use axum::Router;
+use brain2::adapters::aws::{ClientFactory, EndpointOverrides, SdkSource};
+use brain2::app::cleanup::Cleanup;
+use brain2::bootstrap::{ConfigError, Settings};
+use brain2::http::auth::AuthorizerClaims;
+use brain2::http::middleware::PlatformRequestId;
+use brain2::ports::EventPublisher;
+use brain2::telemetry::{self, metric};
+use brain2::worker::Worker;
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+use metrics_cloudwatch_embedded::Collector;
+use serde_json::Value;
+use tokio::sync::{Mutex, mpsc};
+use tower::ServiceExt;
+use tower::util::MapRequest;
+
+/// The CloudWatch namespace of the service's own metrics.
+pub const METRICS_NAMESPACE: &str = "Brain2";
+
+/// The `sub` claim an API Gateway authorizer verified, if any. HTTP APIs put JWT claims
+/// under `authorizer.jwt.claims`; REST APIs with a Cognito authorizer under `authorizer.claims`.
+fn authorizer_subject(context: &RequestContext) -> Option<String> {
+    let authorizer = match context {
+        RequestContext::ApiGatewayV2(context) => context.authorizer.as_ref()?,
+        RequestContext::ApiGatewayV1(context) => &context.authorizer,
+        _ => return None,
+    };
+    if let Some(subject) = authorizer.jwt.as_ref().and_then(|jwt| jwt.claims.get("sub")) {
+        return Some(subject.clone());
+    }
+    authorizer.fields.get("claims")?.get("sub")?.as_str().map(str::to_owned)
+}
+
+/// The request URI with the path as the client sent it. `lambda_http` prefixes REST API
+/// paths with the stage name (`/prod/api/v1/...`); the router serves `/api/v1/...`
+/// whatever the stage or custom domain mapping.
+fn without_stage(request: &Request) -> Option<http::Uri> {
+    let raw_path = request.raw_http_path();
+    if raw_path.is_empty() || raw_path == request.uri().path() {
+        return None;
+    }
+    let path_and_query = match request.uri().query() {
+        Some(query) => format!("{raw_path}?{query}"),
+        None => raw_path.to_owned(),
+    };
+    let mut parts = request.uri().clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    http::Uri::from_parts(parts).ok()
+}
+
+/// Moves what the platform verified into the neutral extensions the router reads.
+pub fn attach_platform_context(mut request: Request) -> Request {
+    if let Some(uri) = without_stage(&request) {
+        *request.uri_mut() = uri;
+    }
+    let subject = request.request_context_ref().and_then(authorizer_subject);
+    let request_id = request.lambda_context_ref().map(|context| context.request_id.clone());
+    let extensions = request.extensions_mut();
+    extensions.insert(AuthorizerClaims { subject });
+    if let Some(id) = request_id {
+        extensions.insert(PlatformRequestId(id));
+    }
+    request
+}
+
+/// The router as a Lambda HTTP service.
+pub fn service(router: Router) -> MapRequest<Router, fn(Request) -> Request> {
+    router.map_request(attach_platform_context as fn(Request) -> Request)
+}
+
+/// What a Lambda entry point has once started: its settings, the factory of the clients
+/// the execution environment keeps for all its invocations, and its metrics exporter.
+pub struct Environment {
+    pub settings: Settings,
+    pub factory: ClientFactory,
+    pub metrics: &'static Collector,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("installing the metrics exporter: {0}")]
+    Metrics(String),
+}
+
+/// What every Lambda entry point starts with: settings checked for production, logging,
+/// the EMF metrics exporter, and the client factory.
+pub fn environment() -> Result<Environment, StartError> {
+    let settings = Settings::from_env()?;
+    telemetry::init(&settings.logs);
+    settings.ensure_safe_for_production()?;
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "brain2".to_owned());
+    let metrics = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(METRICS_NAMESPACE)
+        .with_dimension("Function", function)
+        .init()
+        .map_err(|error| StartError::Metrics(error.to_string()))?;
+    metric::describe();
+    let factory = ClientFactory::new(SdkSource::Environment, EndpointOverrides::default());
+    Ok(Environment { settings, factory, metrics })
+}
+
+/// Writes the figures of the invocation that just ended as EMF lines on stdout, where
+/// CloudWatch Logs turns them into metrics without an API call.
+fn flush_metrics(metrics: &Collector) {
+    if let Err(error) = metrics.flush(std::io::stdout()) {
+        tracing::warn!(%error, "metrics were not written");
+    }
+}
+
+/// Runs the API in Lambda with an internal extension that flushes queued events (and the
+/// metrics) after each response. The runtime freezes the environment as soon as the
+/// response is out and it asks for the next event, unless an extension is still busy: the
+/// extension waits for the response, then flushes, so events leave before the freeze
+/// without the client waiting for them.
+pub async fn run_http(
+    router: Router,
+    events: Arc<dyn EventPublisher>,
+    metrics: &'static Collector,
+) -> Result<(), lambda_http::Error> {
+    let (responded, responses) = mpsc::unbounded_channel::<()>();
+    let responses = Arc::new(Mutex::new(responses));
+    let extension = lambda_extension::Extension::new()
+        .with_events(&["INVOKE"])
+        .with_events_processor(lambda_extension::service_fn(move |_event: lambda_extension::LambdaEvent| {
+            let (responses, events) = (responses.clone(), events.clone());
+            async move {
+                responses.lock().await.recv().await;
+                events.flush().await;
+                flush_metrics(metrics);
+                Ok::<(), lambda_extension::Error>(())
+            }
+        }))
+        .with_extension_name("brain2-event-flush")
+        .register()
+        .await?;
+    let service = service(router).map_response(move |response| {
+        let _ = responded.send(());
+        response
+    });
+    tokio::try_join!(lambda_http::run(service), extension.run())?;
+    Ok(())
+}
+
+/// Handles an SQS batch and reports partial failures: only the messages that failed
+/// return to the queue.
+pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let message_id = record.message_id.unwrap_or_default();
+        if let Err(error) = worker.handle(record.body.as_deref().unwrap_or_default()).await {
+            tracing::warn!(%error, %message_id, "message failed; it will be retried");
+            response.add_failure(message_id);
+        }
+    }
+    response
+}
+
+/// Runs a queue-fed worker in Lambda. SQS batches report partial failures; any other
+/// event (the scheduled rule) runs a sweep of the deletion queue when `sweep` is given.
+/// Events the worker raised, and its metrics, leave before it returns.
+pub async fn run_worker(
+    worker: Worker,
+    sweep: Option<(Arc<Cleanup>, Duration)>,
+    events: Arc<dyn EventPublisher>,
+    metrics: &'static Collector,
+) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
+        let (worker, sweep, events) = (worker.clone(), sweep.clone(), events.clone());
+        async move {
+            let answer = if event.payload.get("Records").is_some() {
+                let batch: SqsEvent = serde_json::from_value(event.payload)?;
+                serde_json::to_value(handle_batch(&worker, batch).await)?
+            } else if let Some((cleanup, grace)) = sweep {
+                let report = cleanup.sweep(grace).await?;
+                serde_json::json!({ "purged": report.purged, "failed": report.failed })
+            } else {
+                return Err(lambda_runtime::Error::from("expected an SQS event"));
+            };
+            events.flush().await;
+            flush_metrics(metrics);
+            Ok::<Value, lambda_runtime::Error>(answer)
+        }
+    }))
+    .await
+}

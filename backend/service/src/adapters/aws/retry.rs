@@ -1,0 +1,115 @@
+//! The one retry policy of the adapters, where they retry on top of the SDK: items
+//! DynamoDB left unprocessed, queries it throttled, PutEvents entries EventBridge refused.
+//! The SDK's own retries give up when its retry quota drains under sustained throttling;
+//! these keep going a little longer, with exponential backoff and random jitter (`backon`,
+//! seeded from the operating system) so that concurrent callers do not retry in step.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: usize,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+/// DynamoDB: enough to ride out a short throttling burst while keeping a request well
+/// inside an API Gateway timeout.
+pub const STORE_RETRY: RetryPolicy =
+    RetryPolicy { attempts: 6, first_delay: Duration::from_millis(25), max_delay: Duration::from_millis(800) };
+
+/// EventBridge entries, retried alone before they go to the dead-letter queue.
+pub const EVENT_RETRY: RetryPolicy =
+    RetryPolicy { attempts: 4, first_delay: Duration::from_millis(50), max_delay: Duration::from_millis(400) };
+
+impl RetryPolicy {
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.first_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.attempts.saturating_sub(1))
+            .with_jitter()
+    }
+
+    /// The waits before each retry: one fewer than the attempts.
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        self.backoff().build()
+    }
+
+    /// Calls until it succeeds, fails with an error `retryable` refuses, or the attempts
+    /// run out; the last result is returned.
+    pub async fn run<T, E, Fut>(&self, call: impl FnMut() -> Fut, retryable: impl FnMut(&E) -> bool) -> Result<T, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        call.retry(self.backoff()).when(retryable).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    const FAST: RetryPolicy =
+        RetryPolicy { attempts: 4, first_delay: Duration::from_millis(1), max_delay: Duration::from_millis(4) };
+
+    #[test]
+    fn delays_are_one_fewer_than_attempts_and_bounded() {
+        for policy in [STORE_RETRY, EVENT_RETRY] {
+            let delays: Vec<Duration> = policy.delays().collect();
+            assert_eq!(delays.len(), policy.attempts - 1);
+            // Jitter adds up to the delay itself on top of it.
+            assert!(delays.iter().all(|delay| *delay >= policy.first_delay && *delay <= policy.max_delay * 2));
+        }
+    }
+
+    #[test]
+    fn jitter_spreads_concurrent_callers() {
+        let first: Vec<Vec<Duration>> = (0..8).map(|_| STORE_RETRY.delays().collect()).collect();
+        assert!(first.windows(2).any(|pair| pair[0] != pair[1]), "eight callers waited exactly alike");
+    }
+
+    #[tokio::test]
+    async fn stops_at_success_at_a_final_error_or_after_the_last_attempt() {
+        let calls = AtomicUsize::new(0);
+        let succeeded: Result<usize, &str> = FAST
+            .run(
+                || async {
+                    let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                    if n < 3 { Err("busy") } else { Ok(n) }
+                },
+                |_| true,
+            )
+            .await;
+        assert_eq!(succeeded, Ok(3));
+
+        calls.store(0, Ordering::SeqCst);
+        let refused: Result<(), &str> = FAST
+            .run(
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err("malformed")
+                },
+                |error| *error == "busy",
+            )
+            .await;
+        assert_eq!((refused, calls.load(Ordering::SeqCst)), (Err("malformed"), 1));
+
+        calls.store(0, Ordering::SeqCst);
+        let exhausted: Result<(), &str> = FAST
+            .run(
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err("busy")
+                },
+                |_| true,
+            )
+            .await;
+        assert_eq!((exhausted, calls.load(Ordering::SeqCst)), (Err("busy"), FAST.attempts));
+    }
+}

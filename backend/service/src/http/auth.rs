@@ -1,0 +1,97 @@
+//! Who is calling. The user id is the verified JWT `sub` and nothing else: never a field
+//! of the body or the path.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use super::AppState;
+use super::problem::ApiError;
+use crate::domain::UserId;
+
+/// The secret that `brain2 serve` falls back to for local development. The Lambda refuses
+/// to start with it.
+pub const DEVELOPMENT_SECRET: &str = "brain2-local-development-secret";
+/// Tolerated clock skew when checking `exp`.
+const LEEWAY_SECONDS: u64 = 30;
+
+/// What the service reads of a token; `exp` is checked by the decoder.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+}
+
+/// Claims that API Gateway's JWT or Cognito authorizer verified; put into the request
+/// extensions by the Lambda entry point, never built from anything the client sends.
+#[derive(Debug, Clone)]
+pub struct AuthorizerClaims {
+    pub subject: Option<String>,
+}
+
+#[derive(Clone)]
+pub enum Authenticator {
+    /// Verify HS256 bearer tokens with a shared secret.
+    SharedSecret(Box<(DecodingKey, Validation)>),
+    /// Trust the claims of the API Gateway authorizer in front of the function.
+    GatewayAuthorizer,
+}
+
+impl Authenticator {
+    pub fn shared_secret(secret: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Only HS256: `alg: none` and every other algorithm are refused by the decoder.
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = LEEWAY_SECONDS;
+        Self::SharedSecret(Box::new((DecodingKey::from_secret(secret.as_bytes()), validation)))
+    }
+
+    pub fn authenticate(&self, parts: &Parts) -> Result<UserId, ApiError> {
+        let subject = match self {
+            Self::SharedSecret(verifier) => {
+                let (key, validation) = verifier.as_ref();
+                let token = bearer_token(parts)?;
+                jsonwebtoken::decode::<Claims>(token, key, validation)
+                    .map_err(|error| unauthorized("invalid-token", format!("the bearer token was refused: {error}")))?
+                    .claims
+                    .sub
+            }
+            Self::GatewayAuthorizer => parts
+                .extensions
+                .get::<AuthorizerClaims>()
+                .and_then(|claims| claims.subject.clone())
+                .ok_or_else(|| unauthorized("missing-claims", "the request carries no authorizer claims"))?,
+        };
+        UserId::parse(&subject).map_err(|_| unauthorized("invalid-subject", "the token subject is not a valid user id"))
+    }
+}
+
+fn unauthorized(code: &'static str, detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code, detail)
+}
+
+fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| unauthorized("missing-token", "send Authorization: Bearer <token>"))?;
+    let value = header.to_str().map_err(|_| unauthorized("invalid-token", "the Authorization header is not text"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
+        _ => Err(unauthorized("missing-token", "the Authorization header must use the Bearer scheme")),
+    }
+}
+
+/// The authenticated caller; a handler that takes it cannot run for an anonymous request.
+pub struct AuthUser(pub UserId);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        state.authenticator.authenticate(parts).map(AuthUser)
+    }
+}

@@ -1,0 +1,20 @@
+//! Brain2: a personal knowledge graph API on single-table DynamoDB.
+//!
+//! Layout: `domain` (pure model), `ports` (what the application needs), `app` (use cases),
+//! `adapters` (DynamoDB, EventBridge, the read caches), `http` (the axum router),
+//! `worker` (queue messages into the workers), `telemetry` (logs and metrics), `costs`
+//! (the per-request AWS cost ledger), `flags` (the optimisation switches), `config`
+//! (shared value parsers of the settings) and `bootstrap` (settings and wiring). The
+//! Lambda entry points, the CLI and the local emulators are crates of their own.
+
+pub mod adapters;
+pub mod app;
+pub mod bootstrap;
+pub mod config;
+pub mod costs;
+pub mod domain;
+pub mod flags;
+pub mod http;
+pub mod ports;
+pub mod telemetry;
+pub mod worker;
