@@ -74,42 +74,22 @@ mod tests {
         assert!(first.windows(2).any(|pair| pair[0] != pair[1]), "eight callers waited exactly alike");
     }
 
+    /// Runs `FAST` over a call whose n-th attempt (from 1) answers `outcome(n)`; returns
+    /// the result and the number of attempts made.
+    async fn attempts(
+        outcome: fn(usize) -> Result<usize, &'static str>,
+        retryable: fn(&&'static str) -> bool,
+    ) -> (Result<usize, &'static str>, usize) {
+        let calls = AtomicUsize::new(0);
+        let result = FAST.run(|| async { outcome(calls.fetch_add(1, Ordering::SeqCst) + 1) }, retryable).await;
+        (result, calls.load(Ordering::SeqCst))
+    }
+
     #[tokio::test]
     async fn stops_at_success_at_a_final_error_or_after_the_last_attempt() {
-        let calls = AtomicUsize::new(0);
-        let succeeded: Result<usize, &str> = FAST
-            .run(
-                || async {
-                    let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
-                    if n < 3 { Err("busy") } else { Ok(n) }
-                },
-                |_| true,
-            )
-            .await;
-        assert_eq!(succeeded, Ok(3));
-
-        calls.store(0, Ordering::SeqCst);
-        let refused: Result<(), &str> = FAST
-            .run(
-                || async {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    Err("malformed")
-                },
-                |error| *error == "busy",
-            )
-            .await;
-        assert_eq!((refused, calls.load(Ordering::SeqCst)), (Err("malformed"), 1));
-
-        calls.store(0, Ordering::SeqCst);
-        let exhausted: Result<(), &str> = FAST
-            .run(
-                || async {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    Err("busy")
-                },
-                |_| true,
-            )
-            .await;
-        assert_eq!((exhausted, calls.load(Ordering::SeqCst)), (Err("busy"), FAST.attempts));
+        let busy_twice = |n| if n < 3 { Err("busy") } else { Ok(n) };
+        assert_eq!(attempts(busy_twice, |_| true).await, (Ok(3), 3));
+        assert_eq!(attempts(|_| Err("malformed"), |error| *error == "busy").await, (Err("malformed"), 1));
+        assert_eq!(attempts(|_| Err("busy"), |_| true).await, (Err("busy"), FAST.attempts));
     }
 }

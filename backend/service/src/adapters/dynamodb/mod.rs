@@ -22,7 +22,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use self::batch::{BatchPolicy, CHUNK_CONCURRENCY, TaggedWrite};
 use self::items::{Item, entity_of};
-use self::schema::SCHEMA;
+use self::schema::{IndexSchema, SCHEMA};
 use crate::adapters::aws::dynamodb_client;
 use crate::adapters::aws::retry::STORE_RETRY;
 use crate::domain::similarity::DocumentFrequencies;
@@ -186,6 +186,20 @@ impl DynamoGraphStore {
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", &SCHEMA.partition_key)
             .expression_attribute_values(":pk", string(partition))
+    }
+
+    /// A newest-first Query of one partition of a secondary index, at most `limit` items.
+    fn query_index_newest_first(&self, index: &IndexSchema, partition: String, limit: usize) -> QueryFluentBuilder {
+        self.client()
+            .query()
+            .table_name(&self.table)
+            .index_name(&index.name)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", &index.partition_key)
+            .expression_attribute_values(":pk", string(partition))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
     }
 
     /// One write request per keyword posting of `node`, tagged with the node.
@@ -491,17 +505,8 @@ impl GraphStore for DynamoGraphStore {
         });
         // One item more than asked tells whether another page exists without a wasted call.
         let output = self
-            .client()
-            .query()
-            .table_name(&self.table)
-            .index_name(&index.name)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", &index.partition_key)
-            .expression_attribute_values(":pk", string(keys::user_partition(user)))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .query_index_newest_first(index, keys::user_partition(user), limit + 1)
             .set_exclusive_start_key(start)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(sdk_error)?;
@@ -587,17 +592,7 @@ impl GraphStore for DynamoGraphStore {
 
     async fn nodes_with_keyword(&self, user: &UserId, keyword: &str, limit: usize) -> Result<Vec<NodeId>, StoreError> {
         let index = &SCHEMA.indexes.keyword;
-        let mut query = self
-            .client()
-            .query()
-            .table_name(&self.table)
-            .index_name(&index.name)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", &index.partition_key)
-            .expression_attribute_values(":pk", string(keys::keyword_partition(user, keyword)))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let mut query = self.query_index_newest_first(index, keys::keyword_partition(user, keyword), limit);
         if self.flags.projections {
             query = query.projection_expression("nodeId");
         }
