@@ -441,7 +441,7 @@ struct Emulator {
 impl Emulator {
     fn spawn(name: &'static str, mut command: Command, port: u16) -> Result<Self, DevStackError> {
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        isolate(&mut command);
+        tie_to_this_process(&mut command);
         let child = command.spawn().map_err(|source| DevStackError::Spawn {
             name,
             program: command.get_program().to_string_lossy().into_owned(),
@@ -477,7 +477,7 @@ impl Emulator {
         }
         #[cfg(unix)]
         {
-            // The child leads its own process group (see `isolate`); killing
+            // The child leads its own process group (see `tie_to_this_process`); killing
             // the group also takes down anything it may have forked.
             if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
                 // SAFETY: plain syscall; the pid is still ours because the
@@ -502,8 +502,10 @@ impl Emulator {
     }
 }
 
-/// Configures how the child relates to this process.
-fn isolate(command: &mut Command) {
+/// Ties a child to this process: its own process group (a terminal's Ctrl-C reaches only
+/// this process, which then stops the child in order) and, on Linux, killed by the kernel
+/// when the thread that spawned it goes away, so no child outlives a crashed parent.
+pub fn tie_to_this_process(command: &mut Command) {
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;

@@ -6,5 +6,5 @@
 pub mod emulators;
 pub mod provision;
 
-pub use emulators::{DevStack, DevStackError, DevStackPaths};
+pub use emulators::{DevStack, DevStackError, DevStackPaths, tie_to_this_process};
 pub use provision::{ProvisionError, Provisioned, provision};

@@ -1,0 +1,164 @@
+//! What a load-test run measures and against what, from the environment `make loadtest`
+//! passes through (every option is also a command-line flag).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use brain2::flags::Flags;
+use clap::Parser;
+
+use crate::scenarios::ScenarioName;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "brain2-loadtest", about = "p50/p99 and AWS cost per request for each optimisation profile")]
+pub struct HarnessConfig {
+    /// A deployed API's base URL (ending in /api/v1); unset runs the local stack.
+    #[arg(long, env = "TARGET_URL")]
+    pub target_url: Option<String>,
+    /// Bearer token for the deployed API (every simulated user acts as its user).
+    #[arg(long, env = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Profiles, comma-separated: `baseline`, `optimized`, or one of them with one flag
+    /// flipped: `optimized-no_batch_writes`, `baseline-with_read_cache`.
+    #[arg(long, env = "PROFILES", default_value = "baseline,optimized", value_delimiter = ',')]
+    pub profiles: Vec<String>,
+    /// Scenarios, comma-separated (default: all).
+    #[arg(long, env = "SCENARIOS", value_delimiter = ',', value_enum)]
+    pub scenarios: Vec<ScenarioName>,
+    /// Seconds each scenario runs.
+    #[arg(long, env = "DURATION", default_value_t = 10)]
+    pub duration_seconds: usize,
+    /// Simulated users at once.
+    #[arg(long, env = "USERS", default_value_t = 4)]
+    pub users: usize,
+    /// Most requests of one timed scenario (all users together), whatever the duration:
+    /// goose throttles them to this many over the duration.
+    #[arg(long, env = "MAX_REQUESTS", default_value_t = 100_000)]
+    pub max_requests: usize,
+    /// Batches of 100 each user deletes in bulk_delete_100 (created before it starts); that
+    /// scenario runs exactly this many iterations per user instead of a duration.
+    #[arg(long, env = "DELETE_BATCHES", default_value_t = 3)]
+    pub delete_batches: usize,
+    /// Nodes and edges of the user `graph_data` reads.
+    #[arg(long, env = "GRAPH_NODES", default_value_t = 500)]
+    pub graph_nodes: usize,
+    #[arg(long, env = "GRAPH_EDGES", default_value_t = 1_500)]
+    pub graph_edges: usize,
+    /// Other tenants sharing the table, and their notes each (a Scan reads them all).
+    #[arg(long, env = "TENANTS", default_value_t = 20)]
+    pub tenants: usize,
+    #[arg(long, env = "TENANT_NODES", default_value_t = 50)]
+    pub tenant_nodes: usize,
+    /// Longest wait, in seconds, for the server's background work (events, cleanup,
+    /// similarity) to die down before and after each scenario.
+    #[arg(long, env = "SETTLE_SECONDS", default_value_t = 20)]
+    pub settle_seconds: u64,
+    /// Simulated round trip to AWS of the local server, in milliseconds.
+    #[arg(long, env = "SIM_RTT_MS", default_value_t = 5)]
+    pub sim_rtt_ms: u64,
+    /// Cold starts of the Lambda binary to measure (0: none).
+    #[arg(long, env = "COLD_RUNS", default_value_t = 10)]
+    pub cold_runs: usize,
+    /// Where the reports go.
+    #[arg(long, env = "OUT", default_value = "target/loadtest")]
+    pub out: PathBuf,
+    /// The `brain2` and `brain2-lambda` binaries (default: beside this one).
+    #[arg(long, env = "BRAIN2_BIN")]
+    pub brain2_bin: Option<PathBuf>,
+    #[arg(long, env = "LAMBDA_BIN")]
+    pub lambda_bin: Option<PathBuf>,
+}
+
+impl HarnessConfig {
+    pub fn scenarios(&self) -> Vec<ScenarioName> {
+        if self.scenarios.is_empty() { ScenarioName::ALL.to_vec() } else { self.scenarios.clone() }
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.duration_seconds as u64)
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.target_url.is_none()
+    }
+
+    /// A binary built beside this one (`make loadtest` builds them together).
+    pub fn sibling_binary(configured: &Option<PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
+        if let Some(path) = configured {
+            return Ok(path.clone());
+        }
+        let exe = std::env::current_exe().context("locating this executable")?;
+        // Test executables live one folder deeper (`target/<profile>/deps`).
+        let candidates = exe.ancestors().skip(1).take(2).map(|dir| dir.join(name));
+        for candidate in candidates {
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+        bail!("{name} was not found beside {}: build the workspace first", exe.display())
+    }
+}
+
+/// A named set of flags: a base profile, optionally with one flag flipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileSpec {
+    pub name: String,
+    pub flags: Flags,
+}
+
+impl ProfileSpec {
+    pub fn parse(name: &str) -> anyhow::Result<Self> {
+        let (base, change) = match name.split_once('-') {
+            Some((base, change)) => (base, Some(change)),
+            None => (name, None),
+        };
+        let mut flags = match base {
+            "optimized" => Flags::OPTIMIZED,
+            "baseline" => Flags::BASELINE,
+            other => bail!("unknown profile {other:?}: use optimized or baseline"),
+        };
+        if let Some(change) = change {
+            let (flag, on) = if let Some(flag) = change.strip_prefix("no_") {
+                (flag, false)
+            } else if let Some(flag) = change.strip_prefix("with_") {
+                (flag, true)
+            } else {
+                bail!("{name:?}: a flipped flag reads `-no_<flag>` or `-with_<flag>`");
+            };
+            flags = flags.with(flag, on).with_context(|| format!("{name:?}: unknown flag {flag:?}"))?;
+        }
+        Ok(Self { name: name.to_owned(), flags })
+    }
+
+    /// The environment that gives `brain2 serve` exactly these flags.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        self.flags
+            .entries()
+            .into_iter()
+            .map(|(flag, on)| {
+                (format!("BRAIN2_FLAG_{}", flag.to_ascii_uppercase()), if on { "on" } else { "off" }.into())
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_with_one_flag_flipped() {
+        assert_eq!(ProfileSpec::parse("baseline").unwrap().flags, Flags::BASELINE);
+        let spec = ProfileSpec::parse("optimized-no_batch_writes").unwrap();
+        assert_eq!(spec.flags, Flags::OPTIMIZED.with("batch_writes", false).unwrap());
+        let spec = ProfileSpec::parse("baseline-with_read_cache").unwrap();
+        assert_eq!(spec.flags, Flags::BASELINE.with("read_cache", true).unwrap());
+        assert!(ProfileSpec::parse("fast").is_err());
+        assert!(ProfileSpec::parse("optimized-no_such_flag").is_err());
+        assert!(ProfileSpec::parse("optimized-batch_writes").is_err());
+        let environment = ProfileSpec::parse("optimized-no_soft_delete").unwrap().environment();
+        assert!(environment.contains(&("BRAIN2_FLAG_SOFT_DELETE".into(), "off".into())));
+        assert_eq!(environment.len(), Flags::OPTIMIZED.entries().len());
+    }
+}

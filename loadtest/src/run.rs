@@ -1,0 +1,222 @@
+//! One load-test run: for each profile, a fresh local stack (or the deployed API), seeded
+//! data, every scenario under goose with the server's metrics scraped around it; then the
+//! Lambda figures and the reports.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use goose::config::{GooseConfiguration, RUN_FOLDER};
+use goose::metrics::GooseCoordinatedOmissionMitigation;
+use goose::prelude::*;
+
+use crate::config::{HarnessConfig, ProfileSpec};
+use crate::local_server::LocalServer;
+use crate::prometheus::settled_aws_calls;
+use crate::report::{Machine, ProfileReport, Report, ScenarioReport, scenario_report};
+use crate::scenarios::{CostTally, ScenarioName, scenario};
+use crate::seed::{Api, SeedPlan, seed};
+
+/// Background work (event publishing, cleanup, similarity) counts for a scenario until the
+/// server's AWS call count has stood still this long.
+const QUIET_AFTER_SCENARIO: Duration = Duration::from_millis(1_500);
+const REQUEST_TIMEOUT_SECONDS: &str = "180";
+
+pub fn progress(line: impl std::fmt::Display) {
+    eprintln!("[loadtest] {line}");
+}
+
+/// Where one profile's requests go, and what signs its users in.
+struct Target {
+    base_url: String,
+    metrics_url: Option<String>,
+    server: Option<LocalServer>,
+}
+
+pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
+    let profiles: Vec<ProfileSpec> =
+        config.profiles.iter().map(|name| ProfileSpec::parse(name.trim())).collect::<Result<_, _>>()?;
+    let scenarios = config.scenarios();
+    std::fs::create_dir_all(&config.out)?;
+    let jwt_secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let mut reports = Vec::with_capacity(profiles.len());
+    for profile in &profiles {
+        let folder = config.out.join(&profile.name);
+        let _ = std::fs::remove_dir_all(&folder);
+        std::fs::create_dir_all(&folder)?;
+        progress(format_args!("{}: starting", profile.name));
+        let target = start_target(config, profile, &jwt_secret, &folder).await?;
+        let report = measure_profile(config, profile, &target, &jwt_secret, &scenarios, &folder).await;
+        if let Some(server) = target.server {
+            server.stop().await?;
+        }
+        reports.push(report?);
+    }
+    let (cold_start_ms, lambda_zip_bytes) = crate::lambda_figures::measure(config, &jwt_secret).await?;
+    Ok(Report {
+        generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        target: config.target_url.clone().unwrap_or_else(|| "local".to_owned()),
+        sim_rtt_ms: config.is_local().then_some(config.sim_rtt_ms),
+        machine: Machine::this_one(),
+        cold_start_ms,
+        lambda_zip_bytes,
+        profiles: reports,
+    })
+}
+
+async fn start_target(
+    config: &HarnessConfig,
+    profile: &ProfileSpec,
+    jwt_secret: &str,
+    folder: &Path,
+) -> anyhow::Result<Target> {
+    if let Some(url) = &config.target_url {
+        return Ok(Target { base_url: url.trim_end_matches('/').to_owned(), metrics_url: None, server: None });
+    }
+    let brain2 = HarnessConfig::sibling_binary(&config.brain2_bin, "brain2")?;
+    let server =
+        LocalServer::start(&brain2, profile, config.sim_rtt_ms, jwt_secret, &folder.join("server.log")).await?;
+    Ok(Target {
+        base_url: server.base_url.clone(),
+        metrics_url: Some(server.metrics_url.clone()),
+        server: Some(server),
+    })
+}
+
+/// A token for `user`: signed by `brain2 token` with the run's secret locally, or the one
+/// token of a deployed run.
+pub fn token_for(config: &HarnessConfig, jwt_secret: &str, user: &str) -> anyhow::Result<String> {
+    if let Some(token) = &config.token {
+        return Ok(token.clone());
+    }
+    if config.target_url.is_some() {
+        bail!("a deployed run needs TOKEN");
+    }
+    local_token(config, jwt_secret, user)
+}
+
+/// A token signed by `brain2 token` with the run's own secret.
+pub fn local_token(config: &HarnessConfig, jwt_secret: &str, user: &str) -> anyhow::Result<String> {
+    let brain2 = HarnessConfig::sibling_binary(&config.brain2_bin, "brain2")?;
+    let output = std::process::Command::new(brain2)
+        .args(["token", "--user", user])
+        .env("BRAIN2_JWT_SECRET", jwt_secret)
+        .output()
+        .context("running brain2 token")?;
+    if !output.status.success() {
+        bail!("brain2 token failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
+async fn measure_profile(
+    config: &HarnessConfig,
+    profile: &ProfileSpec,
+    target: &Target,
+    jwt_secret: &str,
+    scenarios: &[ScenarioName],
+    folder: &Path,
+) -> anyhow::Result<ProfileReport> {
+    let client = reqwest::Client::new();
+    let health: serde_json::Value = client.get(format!("{}/health", target.base_url)).send().await?.json().await?;
+    let flags = serde_json::from_value(health["flags"].clone()).unwrap_or_default();
+    progress(format_args!("{}: seeding", profile.name));
+    let plan = SeedPlan {
+        graph_nodes: config.graph_nodes,
+        graph_edges: config.graph_edges,
+        tenants: config.tenants,
+        tenant_nodes: config.tenant_nodes,
+        delete_batches: if scenarios.iter().any(|s| s.consumes_delete_batches()) { config.delete_batches } else { 0 },
+    };
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let api = Api::new(&target.base_url);
+    let fixture =
+        Arc::new(seed(&api, &plan, config.users, |user| token_for(config, jwt_secret, user), &run_id[..8]).await?);
+    let mut reports = Vec::with_capacity(scenarios.len());
+    for (position, name) in scenarios.iter().enumerate() {
+        progress(format_args!("{}: {} ({}/{})", profile.name, name.as_str(), position + 1, scenarios.len()));
+        let tally = Arc::new(CostTally::default());
+        let settle_limit = Duration::from_secs(config.settle_seconds);
+        let before = match &target.metrics_url {
+            Some(url) => Some(settled_aws_calls(&client, url, QUIET_AFTER_SCENARIO, settle_limit).await?),
+            None => None,
+        };
+        let goose = scenario(*name, &target.base_url, fixture.clone(), tally.clone())?;
+        let bound = if name.consumes_delete_batches() {
+            Bound::Iterations(config.delete_batches)
+        } else {
+            Bound::Duration { seconds: config.duration_seconds.max(1), max_requests: config.max_requests }
+        };
+        let metrics = attack(goose, config, &target.base_url, bound, &folder.join(name.as_str())).await?;
+        let after = match &target.metrics_url {
+            Some(url) => Some(settled_aws_calls(&client, url, QUIET_AFTER_SCENARIO, settle_limit).await?),
+            None => None,
+        };
+        let total = before.zip(after).map(|(before, after)| after - before);
+        let report = scenario_report(
+            &metrics,
+            name.as_str(),
+            tally.aws_calls_per_response(),
+            tally.capacity_per_response(),
+            total,
+        );
+        progress(summary(&report));
+        reports.push(report);
+    }
+    Ok(ProfileReport { name: profile.name.clone(), flags, scenarios: reports })
+}
+
+fn summary(report: &ScenarioReport) -> String {
+    format!(
+        "  {} requests, {} errors, p50 {:.1} ms, p99 {:.1} ms",
+        report.requests, report.errors, report.p50_ms, report.p99_ms
+    )
+}
+
+/// What ends a goose run (goose takes a duration or an iteration count, not both).
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    /// Each user makes this many iterations.
+    Iterations(usize),
+    /// The run lasts this long, with at most `max_requests` requests in all.
+    Duration { seconds: usize, max_requests: usize },
+}
+
+/// One goose run of one scenario: every user from the start, coordinated-omission
+/// mitigation on, bounded, its HTML report in `folder`.
+async fn attack(
+    scenario: Scenario,
+    config: &HarnessConfig,
+    host: &str,
+    bound: Bound,
+    folder: &Path,
+) -> anyhow::Result<GooseMetrics> {
+    let folder = folder.to_string_lossy().into_owned();
+    let goose_error = |error: GooseError| anyhow::anyhow!("goose: {error:?}");
+    let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default())
+        .map_err(goose_error)?
+        .register_scenario(scenario)
+        .set_default(GooseDefault::Host, host)
+        .and_then(|a| a.set_default(GooseDefault::Users, config.users))
+        .and_then(|a| a.set_default(GooseDefault::IncreaseRate, config.users.to_string().as_str()))
+        .and_then(|a| {
+            a.set_default(GooseDefault::CoordinatedOmissionMitigation, GooseCoordinatedOmissionMitigation::Average)
+        })
+        .and_then(|a| a.set_default(GooseDefault::OutputDir, folder.as_str()))
+        .and_then(|a| a.set_default(GooseDefault::ReportFile, RUN_FOLDER))
+        .and_then(|a| a.set_default(GooseDefault::NoTelnet, true))
+        .and_then(|a| a.set_default(GooseDefault::NoPrintMetrics, true))
+        .and_then(|a| a.set_default(GooseDefault::Quiet, 1))
+        // The old backend's bulk delete takes tens of seconds here; measure it, do not cut it.
+        .and_then(|a| a.set_default(GooseDefault::Timeout, REQUEST_TIMEOUT_SECONDS))
+        .map_err(goose_error)?;
+    attack = match bound {
+        Bound::Iterations(iterations) => attack.set_default(GooseDefault::Iterations, iterations.max(1)),
+        Bound::Duration { seconds, max_requests } => attack
+            .set_default(GooseDefault::RunTime, seconds)
+            .and_then(|a| a.set_default(GooseDefault::ThrottleRequests, max_requests.div_ceil(seconds).max(1))),
+    }
+    .map_err(goose_error)?;
+    attack.execute().await.map_err(goose_error)
+}

@@ -1,0 +1,87 @@
+//! A tiny `make loadtest`: both profiles, two scenarios, a few seconds each, on the local
+//! stack, with the debug binaries built beside this test. It checks the report's shape and
+//! that the run measured something and failed nothing; it asserts no time.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const SCENARIO_FIELDS: [&str; 10] = [
+    "name",
+    "requests",
+    "errors",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "aws_calls_per_request",
+    "total_aws_calls_per_request",
+    "capacity_units_per_request",
+];
+
+#[test]
+fn a_tiny_run_reports_every_field_for_both_profiles() {
+    let out = std::env::temp_dir().join(format!("brain2-loadtest-{}", uuid::Uuid::new_v4().simple()));
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut harness = Command::new(env!("CARGO_BIN_EXE_brain2-loadtest"));
+    // Only loopback: whatever the caller's environment says about targets and sizes.
+    for inherited in ["TARGET_URL", "TOKEN", "MAX_REQUESTS", "DELETE_BATCHES", "SIM_RTT_MS", "BRAIN2_BIN", "LAMBDA_BIN"]
+    {
+        harness.env_remove(inherited);
+    }
+    let run = harness
+        .current_dir(&repository)
+        .envs([
+            ("PROFILES", "baseline,optimized"),
+            ("SCENARIOS", "get_node,create_node"),
+            ("DURATION", "2"),
+            ("USERS", "2"),
+            ("GRAPH_NODES", "20"),
+            ("GRAPH_EDGES", "20"),
+            ("TENANTS", "1"),
+            ("TENANT_NODES", "5"),
+            ("COLD_RUNS", "1"),
+            ("SETTLE_SECONDS", "3"),
+        ])
+        .env("OUT", &out)
+        .output()
+        .expect("the harness runs");
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "the harness failed:\n{log}");
+
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    for field in ["generated_at", "target", "sim_rtt_ms", "machine", "lambda_zip_bytes"] {
+        assert!(!report[field].is_null(), "{field} missing: {report}");
+    }
+    assert_eq!(report["target"], "local");
+    for field in ["min", "median", "max"] {
+        assert!(report["cold_start_ms"][field].as_f64().is_some_and(|ms| ms > 0.0), "cold_start_ms.{field}: {report}");
+    }
+    assert!(report["lambda_zip_bytes"].as_u64().is_some_and(|bytes| bytes > 0));
+    let profiles = report["profiles"].as_array().unwrap();
+    let names: Vec<&str> = profiles.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["baseline", "optimized"]);
+    for profile in profiles {
+        let flags = profile["flags"].as_object().unwrap();
+        let expected = profile["name"] == "optimized";
+        assert_eq!(flags.len(), 11, "{profile}");
+        assert!(flags.values().all(|on| on.as_bool() == Some(expected)), "flags of {}: {flags:?}", profile["name"]);
+        let scenarios = profile["scenarios"].as_array().unwrap();
+        let names: Vec<&str> = scenarios.iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["get_node", "create_node"]);
+        for scenario in scenarios {
+            for field in SCENARIO_FIELDS {
+                assert!(!scenario[field].is_null(), "{field} missing: {scenario}");
+            }
+            assert!(scenario["requests"].as_u64().unwrap() > 0, "{scenario}");
+            assert_eq!(scenario["errors"], 0, "{scenario}");
+            assert!(scenario["aws_calls_per_request"].as_f64().unwrap() > 0.0, "{scenario}");
+            assert!(scenario["total_aws_calls_per_request"].as_f64().unwrap() > 0.0, "{scenario}");
+        }
+        let html = out.join(profile["name"].as_str().unwrap()).join("get_node").join("report.html");
+        assert!(html.is_file(), "goose's HTML report is missing at {}", html.display());
+    }
+    let table = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(table.contains("| get_node | optimized |") && table.contains("p50 optimized/baseline"), "{table}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
