@@ -27,7 +27,7 @@ pub struct HarnessConfig {
     #[arg(long, env = "SCENARIOS", value_delimiter = ',', value_enum)]
     pub scenarios: Vec<ScenarioName>,
     /// Seconds each scenario runs.
-    #[arg(long, env = "DURATION", default_value_t = 10)]
+    #[arg(long, env = "DURATION", default_value_t = 8)]
     pub duration_seconds: usize,
     /// Simulated users at once.
     #[arg(long, env = "USERS", default_value_t = 4)]
@@ -38,7 +38,7 @@ pub struct HarnessConfig {
     pub max_requests: usize,
     /// Batches of 100 each user deletes in bulk_delete_100 (created before it starts); that
     /// scenario runs exactly this many iterations per user instead of a duration.
-    #[arg(long, env = "DELETE_BATCHES", default_value_t = 3)]
+    #[arg(long, env = "DELETE_BATCHES", default_value_t = 1)]
     pub delete_batches: usize,
     /// Nodes and edges of the user `graph_data` reads.
     #[arg(long, env = "GRAPH_NODES", default_value_t = 500)]
@@ -46,13 +46,14 @@ pub struct HarnessConfig {
     #[arg(long, env = "GRAPH_EDGES", default_value_t = 1_500)]
     pub graph_edges: usize,
     /// Other tenants sharing the table, and their notes each (a Scan reads them all).
-    #[arg(long, env = "TENANTS", default_value_t = 20)]
+    #[arg(long, env = "TENANTS", default_value_t = 10)]
     pub tenants: usize,
-    #[arg(long, env = "TENANT_NODES", default_value_t = 50)]
+    #[arg(long, env = "TENANT_NODES", default_value_t = 20)]
     pub tenant_nodes: usize,
     /// Longest wait, in seconds, for the server's background work (events, cleanup,
-    /// similarity) to die down before and after each scenario.
-    #[arg(long, env = "SETTLE_SECONDS", default_value_t = 20)]
+    /// similarity) to die down before and after each scenario; six times as long after
+    /// seeding, whose background work is the largest.
+    #[arg(long, env = "SETTLE_SECONDS", default_value_t = 10)]
     pub settle_seconds: u64,
     /// Simulated round trip to AWS of the local server, in milliseconds.
     #[arg(long, env = "SIM_RTT_MS", default_value_t = 5)]

@@ -133,6 +133,10 @@ async fn measure_profile(
     let api = Api::new(&target.base_url);
     let fixture =
         Arc::new(seed(&api, &plan, config.users, |user| token_for(config, jwt_secret, user), &run_id[..8]).await?);
+    if let Some(url) = &target.metrics_url {
+        progress(format_args!("{}: waiting for the seed's background work", profile.name));
+        settled_aws_calls(&client, url, QUIET_AFTER_SCENARIO, Duration::from_secs(config.settle_seconds * 6)).await?;
+    }
     let mut reports = Vec::with_capacity(scenarios.len());
     for (position, name) in scenarios.iter().enumerate() {
         progress(format_args!("{}: {} ({}/{})", profile.name, name.as_str(), position + 1, scenarios.len()));
