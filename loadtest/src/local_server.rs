@@ -15,7 +15,9 @@ use crate::config::ProfileSpec;
 
 /// A cold JVM for DynamoDB Local and moto's imports on a busy two-core machine.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// A graceful stop flushes the events still queued; after a bulk-heavy profile that can
+/// take a while against moto.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct LocalServer {
     child: Option<Child>,
@@ -85,6 +87,8 @@ impl LocalServer {
     }
 
     /// SIGTERM, as in production: queued events are flushed, the emulators stop with it.
+    /// A server still busy after [`STOP_TIMEOUT`] is killed: the measurements are taken by
+    /// then, so that is reported, not fatal.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let Some(mut child) = self.child.take() else { return Ok(()) };
         let pid = libc::pid_t::try_from(child.id())?;
@@ -95,7 +99,10 @@ impl LocalServer {
             if Instant::now() > deadline {
                 child.kill()?;
                 child.wait()?;
-                bail!("brain2 serve ignored SIGTERM for {STOP_TIMEOUT:?} and was killed");
+                crate::run::progress(format_args!(
+                    "brain2 serve was still stopping after {STOP_TIMEOUT:?} and was killed"
+                ));
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

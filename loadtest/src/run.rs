@@ -172,9 +172,16 @@ async fn measure_profile(
 }
 
 fn summary(report: &ScenarioReport) -> String {
+    let figure = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |value| format!("{value:.1}"));
     format!(
-        "  {} requests, {} errors, p50 {:.1} ms, p99 {:.1} ms",
-        report.requests, report.errors, report.p50_ms, report.p99_ms
+        "  {} requests, {} errors, p50 {:.1} ms, p99 {:.1} ms, AWS calls/request {} (request path) {} (total), capacity/request {}",
+        report.requests,
+        report.errors,
+        report.p50_ms,
+        report.p99_ms,
+        figure(report.aws_calls_per_request),
+        figure(report.total_aws_calls_per_request),
+        figure(report.capacity_units_per_request)
     )
 }
 

@@ -2,9 +2,10 @@
 //! each simulated user, a large graph for `graph_data`, other tenants sharing the table
 //! (what a Scan has to wade through), and the batches `bulk_delete_100` deletes.
 
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 use anyhow::{Context, bail};
+use brain2::domain::keywords::KeywordExtractor;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -124,8 +125,14 @@ pub fn note_text(rng: &mut StdRng) -> String {
     format!("{}.", text.join(" "))
 }
 
+/// The vocabulary's words that are keywords (a stop word or a too-short stem is a 400 of
+/// `/search`, not a measurement).
 pub fn search_terms() -> &'static [&'static str] {
-    VOCABULARY
+    static TERMS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+        let extractor = KeywordExtractor::new();
+        VOCABULARY.iter().copied().filter(|word| extractor.normalize_term(word).is_some()).collect()
+    });
+    &TERMS
 }
 
 /// What one simulated user works with.
@@ -259,4 +266,16 @@ pub async fn seed(
         fixtures.push(UserFixture { token, node_ids, delete_batches: Mutex::new(delete_batches) });
     }
     Ok(Fixture { users: fixtures, graph_token })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_search_term_is_a_keyword_and_most_of_the_vocabulary_is() {
+        let extractor = KeywordExtractor::new();
+        assert!(search_terms().iter().all(|term| extractor.normalize_term(term).is_some()));
+        assert!(search_terms().len() * 10 >= VOCABULARY.len() * 9, "{:?}", search_terms());
+    }
 }
