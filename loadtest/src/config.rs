@@ -32,11 +32,15 @@ pub struct HarnessConfig {
     /// Simulated users at once.
     #[arg(long, env = "USERS", default_value_t = 4)]
     pub users: usize,
+    /// Simulated users of `bulk_create_100` and `bulk_delete_100` (at most `USERS`): one
+    /// person importing or deleting 100 notes at a time, not many at once.
+    #[arg(long, env = "BULK_USERS", default_value_t = 1)]
+    pub bulk_users: usize,
     /// Most requests of one timed scenario (all users together), whatever the duration:
     /// goose throttles them to this many over the duration.
     #[arg(long, env = "MAX_REQUESTS", default_value_t = 100_000)]
     pub max_requests: usize,
-    /// Batches of 100 each user deletes in bulk_delete_100 (created before it starts); that
+    /// Batches of 100 each bulk user deletes in bulk_delete_100 (created before it starts); that
     /// scenario runs exactly this many iterations per user instead of a duration.
     #[arg(long, env = "DELETE_BATCHES", default_value_t = 1)]
     pub delete_batches: usize,
@@ -78,6 +82,10 @@ impl HarnessConfig {
 
     pub fn duration(&self) -> Duration {
         Duration::from_secs(self.duration_seconds as u64)
+    }
+
+    pub fn bulk_users(&self) -> usize {
+        self.bulk_users.clamp(1, self.users.max(1))
     }
 
     pub fn is_local(&self) -> bool {

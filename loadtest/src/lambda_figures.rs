@@ -2,61 +2,57 @@
 //! emulator, against local emulators of its own, and the size of its deployment zip.
 
 use anyhow::{Context, bail};
-use brain2::adapters::aws::{ClientFactory, EndpointOverrides, SdkSource};
-use brain2_devstack::{DevStack, DevStackPaths, provision};
+use brain2_devstack::LocalAws;
 use serde_json::Value;
 
 use crate::config::HarnessConfig;
 use crate::lambda_emulator::{LambdaFunction, MinMedianMax, api_gateway_v2_event, measure_cold_start};
+use crate::local_stack::LocalStack;
 use crate::package::lambda_zip_bytes;
 
 /// What the function's environment holds against local emulators: their endpoints, local
 /// credentials, and the service's own settings. The read cache is off so that every
 /// invocation reads DynamoDB, as a cold environment would.
 pub fn function_environment(
-    endpoints: &EndpointOverrides,
+    aws: &LocalAws,
     table: &str,
     dead_letter_queue: &str,
     jwt_secret: &str,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let endpoint =
-        |endpoint: &Option<String>, name: &str| endpoint.clone().with_context(|| format!("no {name} endpoint"));
-    Ok([
-        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint(&endpoints.dynamodb, "DynamoDB")?),
-        ("AWS_ENDPOINT_URL_EVENTBRIDGE", endpoint(&endpoints.eventbridge, "EventBridge")?),
-        ("AWS_ENDPOINT_URL_SQS", endpoint(&endpoints.sqs, "SQS")?),
-        ("AWS_ACCESS_KEY_ID", "local".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
-        ("BRAIN2_TABLE", table.to_owned()),
-        ("BRAIN2_EVENT_BUS", table.to_owned()),
-        ("BRAIN2_JWT_SECRET", jwt_secret.to_owned()),
-        ("BRAIN2_EVENTS_DLQ_URL", dead_letter_queue.to_owned()),
-        ("BRAIN2_FLAG_READ_CACHE", "off".to_owned()),
+) -> Vec<(String, String)> {
+    let settings = [
+        ("BRAIN2_TABLE", table),
+        ("BRAIN2_EVENT_BUS", table),
+        ("BRAIN2_JWT_SECRET", jwt_secret),
+        ("BRAIN2_EVENTS_DLQ_URL", dead_letter_queue),
+        ("BRAIN2_FLAG_READ_CACHE", "off"),
     ]
-    .into_iter()
-    .map(|(name, value)| (name.to_owned(), value))
-    .collect())
+    .map(|(name, value)| (name.to_owned(), value.to_owned()));
+    aws.environment().into_iter().chain(settings).collect()
 }
 
 /// Cold start (exec to first answered invocation, over `cold_runs` fresh processes) and
-/// zip size of the `brain2-lambda` built beside the harness.
-pub async fn measure(config: &HarnessConfig, jwt_secret: &str) -> anyhow::Result<(Option<MinMedianMax>, Option<u64>)> {
+/// zip size of the `brain2-lambda` built beside the harness, on the run's emulators (or
+/// emulators of its own when the run targets a deployment).
+pub async fn measure(
+    config: &HarnessConfig,
+    local: Option<&LocalStack>,
+    run_id: &str,
+    jwt_secret: &str,
+) -> anyhow::Result<(Option<MinMedianMax>, Option<u64>)> {
     let binary = HarnessConfig::sibling_binary(&config.lambda_bin, "brain2-lambda")?;
     let zip_bytes = lambda_zip_bytes(&binary)?;
     if config.cold_runs == 0 {
         return Ok((None, Some(zip_bytes)));
     }
     crate::run::progress(format_args!("lambda: {} cold starts of {}", config.cold_runs, binary.display()));
-    let root = std::env::current_dir()?;
-    let devstack = tokio::task::spawn_blocking(move || -> anyhow::Result<DevStack> {
-        Ok(DevStack::start(&DevStackPaths::discover(&root)?)?)
-    })
-    .await??;
-    let endpoints = EndpointOverrides::emulators(devstack.dynamodb_endpoint(), devstack.moto_endpoint());
-    let table = "brain2-lambda";
-    let provisioned =
-        provision(&ClientFactory::new(SdkSource::Emulators, endpoints.clone()).build().await, table, table).await?;
-    let environment = function_environment(&endpoints, table, &provisioned.publish_dlq_url, jwt_secret)?;
+    let own_stack = match local {
+        Some(_) => None,
+        None => Some(LocalStack::start(&std::env::current_dir()?).await?),
+    };
+    let aws = local.or(own_stack.as_ref()).map(LocalStack::aws).context("a local stack")?;
+    let table = format!("lt-lambda-{run_id}");
+    let provisioned = aws.provision(&table, &table).await?;
+    let environment = function_environment(aws, &table, &provisioned.publish_dlq_url, jwt_secret);
     let token = crate::run::local_token(config, jwt_secret, "lt-lambda")?;
     let headers = [("authorization", format!("Bearer {token}")), ("content-type", "application/json".to_owned())];
     let headers: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
@@ -78,6 +74,5 @@ pub async fn measure(config: &HarnessConfig, jwt_secret: &str) -> anyhow::Result
             measure_cold_start(&binary, &environment, api_gateway_v2_event("GET", &path, "", &headers, None)).await?;
         samples.push(cold.exec_to_first_response_ms);
     }
-    drop(devstack);
     Ok((MinMedianMax::of(&samples), Some(zip_bytes)))
 }

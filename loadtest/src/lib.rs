@@ -6,6 +6,7 @@ pub mod config;
 pub mod lambda_emulator;
 pub mod lambda_figures;
 pub mod local_server;
+pub mod local_stack;
 pub mod package;
 pub mod prometheus;
 pub mod report;

@@ -1,6 +1,6 @@
-//! The local stack of one profile: `brain2 serve --local-stack --workers` as a process of
-//! its own (it starts and provisions the emulators, and they die with it), with the cost
-//! headers on, the simulated network, and its Prometheus listener on loopback.
+//! The server of one profile: `brain2 serve --workers` as a process of its own on the run's
+//! emulators and the profile's table, with the cost headers on, the simulated network, and
+//! its Prometheus listener on loopback.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -13,8 +13,8 @@ use brain2_devstack::tie_to_this_process;
 
 use crate::config::ProfileSpec;
 
-/// A cold JVM for DynamoDB Local and moto's imports on a busy two-core machine.
-const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// The emulators already run; this covers a busy two-core machine.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// A graceful stop flushes the events still queued; after a bulk-heavy profile that can
 /// take a while against moto.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,9 +30,11 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl LocalServer {
-    /// Starts the server and waits until its health check answers `up`.
+    /// Starts the server with `environment` (where AWS is, the table, bus and queues) and
+    /// waits until its health check answers `up`.
     pub async fn start(
         brain2: &Path,
+        environment: &[(String, String)],
         profile: &ProfileSpec,
         sim_rtt_ms: u64,
         jwt_secret: &str,
@@ -41,11 +43,12 @@ impl LocalServer {
         let (port, metrics_port) = (free_port()?, free_port()?);
         let log_file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut command = Command::new(brain2);
-        // A harness killed half-way takes the server, and with it the emulators, along.
+        // A harness killed half-way takes the server along.
         tie_to_this_process(&mut command);
         let child = command
-            .args(["serve", "--local-stack", "--workers", "--port", &port.to_string()])
+            .args(["serve", "--workers", "--port", &port.to_string()])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .envs(environment.iter().cloned())
             .envs(profile.environment())
             .env("BRAIN2_SIM_RTT_MS", sim_rtt_ms.to_string())
             .env("BRAIN2_EXPOSE_COSTS", "on")
@@ -86,7 +89,7 @@ impl LocalServer {
         }
     }
 
-    /// SIGTERM, as in production: queued events are flushed, the emulators stop with it.
+    /// SIGTERM, as in production: queued events are flushed.
     /// A server still busy after [`STOP_TIMEOUT`] is killed: the measurements are taken by
     /// then, so that is reported, not fatal.
     pub async fn stop(mut self) -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
-//! One load-test run: for each profile, a fresh local stack (or the deployed API), seeded
-//! data, every scenario under goose with the server's metrics scraped around it; then the
-//! Lambda figures and the reports.
+//! One load-test run: for each profile, a fresh seeded table with its own server on the
+//! run's emulators (or the deployed API), every scenario under goose with the server's
+//! metrics scraped around it; then the Lambda figures and the reports.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,10 +13,11 @@ use goose::prelude::*;
 
 use crate::config::{HarnessConfig, ProfileSpec};
 use crate::local_server::LocalServer;
+use crate::local_stack::{LocalStack, SeedServer};
 use crate::prometheus::settled_aws_calls;
 use crate::report::{Machine, ProfileReport, Report, ScenarioReport, scenario_report};
 use crate::scenarios::{CostTally, ScenarioName, scenario};
-use crate::seed::{Api, SeedPlan, seed};
+use crate::seed::{Api, Fixture, SeedPlan, seed};
 
 /// Background work (event publishing, cleanup, similarity) counts for a scenario until the
 /// server's AWS call count has stood still this long.
@@ -27,11 +28,13 @@ pub fn progress(line: impl std::fmt::Display) {
     eprintln!("[loadtest] {line}");
 }
 
-/// Where one profile's requests go, and what signs its users in.
+/// Where one profile's requests go, and what runs there.
 struct Target {
     base_url: String,
     metrics_url: Option<String>,
     server: Option<LocalServer>,
+    /// The profile's own table on the local stack.
+    table: Option<String>,
 }
 
 pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
@@ -40,20 +43,34 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
     let scenarios = config.scenarios();
     std::fs::create_dir_all(&config.out)?;
     let jwt_secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let local = match config.is_local() {
+        true => {
+            progress("starting DynamoDB Local and moto");
+            Some(LocalStack::start(&std::env::current_dir()?).await?)
+        }
+        false => None,
+    };
     let mut reports = Vec::with_capacity(profiles.len());
-    for profile in &profiles {
+    for (index, profile) in profiles.iter().enumerate() {
         let folder = config.out.join(&profile.name);
         let _ = std::fs::remove_dir_all(&folder);
         std::fs::create_dir_all(&folder)?;
         progress(format_args!("{}: starting", profile.name));
-        let target = start_target(config, profile, &jwt_secret, &folder).await?;
-        let report = measure_profile(config, profile, &target, &jwt_secret, &scenarios, &folder).await;
+        let name = format!("lt{index}-{run_id}");
+        let (target, fixture) =
+            prepare_target(config, local.as_ref(), profile, &name, &jwt_secret, &scenarios, &folder).await?;
+        let report = measure_profile(config, profile, &target, fixture, &scenarios, &folder).await;
         if let Some(server) = target.server {
             server.stop().await?;
         }
+        if let (Some(stack), Some(table)) = (&local, &target.table) {
+            stack.delete_table(table).await?;
+        }
         reports.push(report?);
     }
-    let (cold_start_ms, lambda_zip_bytes) = crate::lambda_figures::measure(config, &jwt_secret).await?;
+    let (cold_start_ms, lambda_zip_bytes) =
+        crate::lambda_figures::measure(config, local.as_ref(), &run_id, &jwt_secret).await?;
     Ok(Report {
         generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         target: config.target_url.clone().unwrap_or_else(|| "local".to_owned()),
@@ -65,23 +82,52 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
     })
 }
 
-async fn start_target(
+/// The seeded target of one profile: the deployed API, or on the local stack a table,
+/// bus and queues named `name`, seeded through an in-process server, then the profile's
+/// own `brain2 serve` on them.
+async fn prepare_target(
     config: &HarnessConfig,
+    local: Option<&LocalStack>,
     profile: &ProfileSpec,
+    name: &str,
     jwt_secret: &str,
+    scenarios: &[ScenarioName],
     folder: &Path,
-) -> anyhow::Result<Target> {
-    if let Some(url) = &config.target_url {
-        return Ok(Target { base_url: url.trim_end_matches('/').to_owned(), metrics_url: None, server: None });
-    }
+) -> anyhow::Result<(Target, Arc<Fixture>)> {
+    let deletes = scenarios.iter().any(|s| s.consumes_delete_batches());
+    let plan = SeedPlan {
+        graph_nodes: config.graph_nodes,
+        graph_edges: config.graph_edges,
+        tenants: config.tenants,
+        tenant_nodes: config.tenant_nodes,
+        delete_batches: if deletes { config.delete_batches } else { 0 },
+        delete_batch_users: config.bulk_users(),
+    };
+    let token_of = |user: &str| token_for(config, jwt_secret, user);
+    let Some(stack) = local else {
+        let base_url = config.target_url.clone().context("a deployed run needs TARGET_URL")?;
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        progress(format_args!("{}: seeding", profile.name));
+        let fixture = seed(&Api::new(&base_url), &plan, config.users, token_of, name).await?;
+        return Ok((Target { base_url, metrics_url: None, server: None, table: None }, Arc::new(fixture)));
+    };
+    let resources = stack.provision(name).await?;
+    progress(format_args!("{}: seeding", profile.name));
+    let seeder = SeedServer::start(stack.aws(), &resources, jwt_secret).await?;
+    let fixture = seed(&Api::new(&seeder.base_url), &plan, config.users, token_of, name).await;
+    seeder.stop().await?;
+    let fixture = fixture?;
     let brain2 = HarnessConfig::sibling_binary(&config.brain2_bin, "brain2")?;
-    let server =
-        LocalServer::start(&brain2, profile, config.sim_rtt_ms, jwt_secret, &folder.join("server.log")).await?;
-    Ok(Target {
+    let environment = resources.server_environment(stack.aws());
+    let log = folder.join("server.log");
+    let server = LocalServer::start(&brain2, &environment, profile, config.sim_rtt_ms, jwt_secret, &log).await?;
+    let target = Target {
         base_url: server.base_url.clone(),
         metrics_url: Some(server.metrics_url.clone()),
         server: Some(server),
-    })
+        table: Some(resources.table),
+    };
+    Ok((target, Arc::new(fixture)))
 }
 
 /// A token for `user`: signed by `brain2 token` with the run's secret locally, or the one
@@ -114,37 +160,24 @@ async fn measure_profile(
     config: &HarnessConfig,
     profile: &ProfileSpec,
     target: &Target,
-    jwt_secret: &str,
+    fixture: Arc<Fixture>,
     scenarios: &[ScenarioName],
     folder: &Path,
 ) -> anyhow::Result<ProfileReport> {
     let client = reqwest::Client::new();
     let health: serde_json::Value = client.get(format!("{}/health", target.base_url)).send().await?.json().await?;
     let flags = serde_json::from_value(health["flags"].clone()).unwrap_or_default();
-    progress(format_args!("{}: seeding", profile.name));
-    let plan = SeedPlan {
-        graph_nodes: config.graph_nodes,
-        graph_edges: config.graph_edges,
-        tenants: config.tenants,
-        tenant_nodes: config.tenant_nodes,
-        delete_batches: if scenarios.iter().any(|s| s.consumes_delete_batches()) { config.delete_batches } else { 0 },
-    };
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let api = Api::new(&target.base_url);
-    let fixture =
-        Arc::new(seed(&api, &plan, config.users, |user| token_for(config, jwt_secret, user), &run_id[..8]).await?);
-    if let Some(url) = &target.metrics_url {
-        progress(format_args!("{}: waiting for the seed's background work", profile.name));
-        settled_aws_calls(&client, url, QUIET_AFTER_SCENARIO, Duration::from_secs(config.settle_seconds * 6)).await?;
-    }
+    let settle_limit = Duration::from_secs(config.settle_seconds);
+    // The count once the previous scenario's background work stood still is the next one's start.
+    let mut last_settled = None;
     let mut reports = Vec::with_capacity(scenarios.len());
     for (position, name) in scenarios.iter().enumerate() {
         progress(format_args!("{}: {} ({}/{})", profile.name, name.as_str(), position + 1, scenarios.len()));
         let tally = Arc::new(CostTally::default());
-        let settle_limit = Duration::from_secs(config.settle_seconds);
-        let before = match &target.metrics_url {
-            Some(url) => Some(settled_aws_calls(&client, url, QUIET_AFTER_SCENARIO, settle_limit).await?),
-            None => None,
+        let before = match (&target.metrics_url, last_settled) {
+            (Some(_), Some(count)) => Some(count),
+            (Some(url), None) => Some(settled_aws_calls(&client, url, QUIET_AFTER_SCENARIO, settle_limit).await?),
+            (None, _) => None,
         };
         let goose = scenario(*name, &target.base_url, fixture.clone(), tally.clone())?;
         let bound = if name.consumes_delete_batches() {
@@ -152,11 +185,13 @@ async fn measure_profile(
         } else {
             Bound::Duration { seconds: config.duration_seconds.max(1), max_requests: config.max_requests }
         };
-        let metrics = attack(goose, config, &target.base_url, bound, &folder.join(name.as_str())).await?;
+        let users = if name.is_bulk() { config.bulk_users() } else { config.users };
+        let metrics = attack(goose, users, &target.base_url, bound, &folder.join(name.as_str())).await?;
         let after = match &target.metrics_url {
             Some(url) => Some(settled_aws_calls(&client, url, QUIET_AFTER_SCENARIO, settle_limit).await?),
             None => None,
         };
+        last_settled = after;
         let total = before.zip(after).map(|(before, after)| after - before);
         let report = scenario_report(
             &metrics,
@@ -198,7 +233,7 @@ enum Bound {
 /// mitigation on, bounded, its HTML report in `folder`.
 async fn attack(
     scenario: Scenario,
-    config: &HarnessConfig,
+    users: usize,
     host: &str,
     bound: Bound,
     folder: &Path,
@@ -209,8 +244,8 @@ async fn attack(
         .map_err(goose_error)?
         .register_scenario(scenario)
         .set_default(GooseDefault::Host, host)
-        .and_then(|a| a.set_default(GooseDefault::Users, config.users))
-        .and_then(|a| a.set_default(GooseDefault::IncreaseRate, config.users.to_string().as_str()))
+        .and_then(|a| a.set_default(GooseDefault::Users, users))
+        .and_then(|a| a.set_default(GooseDefault::IncreaseRate, users.to_string().as_str()))
         .and_then(|a| {
             a.set_default(GooseDefault::CoordinatedOmissionMitigation, GooseCoordinatedOmissionMitigation::Average)
         })

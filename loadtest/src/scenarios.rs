@@ -103,6 +103,11 @@ impl ScenarioName {
         }
     }
 
+    /// Whether the scenario runs with the bulk users only.
+    pub fn is_bulk(self) -> bool {
+        matches!(self, Self::BulkCreate100 | Self::BulkDelete100)
+    }
+
     /// Whether the scenario consumes the pre-created delete batches, and so must stop
     /// after as many iterations as there are batches.
     pub fn consumes_delete_batches(self) -> bool {

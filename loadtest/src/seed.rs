@@ -155,7 +155,10 @@ pub struct SeedPlan {
     pub graph_edges: usize,
     pub tenants: usize,
     pub tenant_nodes: usize,
+    /// Batches of 100 notes for `bulk_delete_100`, for each of the first
+    /// `delete_batch_users` users.
     pub delete_batches: usize,
+    pub delete_batch_users: usize,
 }
 
 /// The API as the seeding uses it.
@@ -260,7 +263,8 @@ pub async fn seed(
         let token = token_of(&format!("lt-user{user}-{run_id}"))?;
         let node_ids = api.create_notes(&token, (0..NOTES_PER_USER).map(|_| note_text(&mut rng)).collect()).await?;
         api.link_randomly(&token, &node_ids, LINKS_PER_USER, &mut rng).await?;
-        let doomed = (0..plan.delete_batches * BULK_LIMIT).map(|_| note_text(&mut rng)).collect();
+        let batches = if user < plan.delete_batch_users { plan.delete_batches } else { 0 };
+        let doomed = (0..batches * BULK_LIMIT).map(|_| note_text(&mut rng)).collect();
         let doomed_ids = api.create_notes(&token, doomed).await?;
         let delete_batches = doomed_ids.chunks(BULK_LIMIT).map(<[String]>::to_vec).collect();
         fixtures.push(UserFixture { token, node_ids, delete_batches: Mutex::new(delete_batches) });

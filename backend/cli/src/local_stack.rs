@@ -4,21 +4,17 @@
 use std::io::Write;
 use std::path::Path;
 
-use brain2::adapters::aws::{ClientFactory, EndpointOverrides, SdkSource};
+use brain2::adapters::aws::ClientFactory;
 use brain2::bootstrap::Settings;
-use brain2_devstack::{DevStack, DevStackPaths, provision};
+use brain2_devstack::{DevStack, LocalAws};
 
 /// Starts and provisions the emulators, and points `settings` at the provisioned queues.
-/// The emulators stop when the returned [`DevStack`] is dropped, or with this process.
-pub async fn start(settings: &mut Settings) -> anyhow::Result<(DevStack, ClientFactory)> {
+/// The emulators stop when the returned [`LocalAws`] is dropped, or with this process.
+pub async fn start(settings: &mut Settings) -> anyhow::Result<(LocalAws, ClientFactory)> {
     let root = std::env::current_dir()?;
-    let stack = tokio::task::spawn_blocking(move || -> anyhow::Result<DevStack> {
-        Ok(DevStack::start(&DevStackPaths::discover(&root)?)?)
-    })
-    .await??;
-    let endpoints = EndpointOverrides::emulators(stack.dynamodb_endpoint(), stack.moto_endpoint());
-    let factory = ClientFactory::new(SdkSource::Emulators, endpoints).with_network(settings.adapters.network.clone());
-    let provisioned = provision(&factory.build().await, &settings.adapters.table, &settings.adapters.event_bus).await?;
+    let stack = tokio::task::spawn_blocking(move || LocalAws::start(&root)).await??;
+    let factory = stack.factory().with_network(settings.adapters.network.clone());
+    let provisioned = stack.provision(&settings.adapters.table, &settings.adapters.event_bus).await?;
     settings.adapters.events_dlq_url = Some(provisioned.publish_dlq_url);
     settings.workers.cleanup_queue_url = Some(provisioned.cleanup_queue_url);
     settings.workers.similarity_queue_url = Some(provisioned.similarity_queue_url);

@@ -87,11 +87,12 @@ async fn main() -> anyhow::Result<()> {
         Command::LocalAws { env_file, mut settings } => {
             telemetry::init(&settings.logs);
             let (stack, _factory) = local_stack::start(&mut settings).await?;
-            local_stack::write_env_file(&stack, &settings, &env_file)
+            let devstack = stack.devstack().context("local-aws starts emulators of its own")?;
+            local_stack::write_env_file(devstack, &settings, &env_file)
                 .with_context(|| format!("writing {}", env_file.display()))?;
             tracing::info!(
-                dynamodb = stack.dynamodb_endpoint(),
-                moto = stack.moto_endpoint(),
+                dynamodb = devstack.dynamodb_endpoint(),
+                moto = devstack.moto_endpoint(),
                 env_file = %env_file.display(),
                 "local AWS emulators are up; Ctrl-C stops them"
             );

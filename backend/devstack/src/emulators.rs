@@ -19,6 +19,10 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use brain2::adapters::aws::EndpointOverrides;
+
+use crate::local_aws::emulator_environment;
+
 /// Overrides the DynamoDB Local jar found under `.local/`.
 pub const DYNAMODB_LOCAL_JAR_ENV: &str = "BRAIN2_DYNAMODB_LOCAL_JAR";
 /// Overrides the `moto_server` executable found under `.local/`.
@@ -26,9 +30,9 @@ pub const MOTO_SERVER_ENV: &str = "BRAIN2_MOTO_SERVER";
 
 /// Region and credentials handed to SDK clients: the emulators accept any
 /// values, but the SDK refuses to build a client without them.
-const REGION: &str = "us-east-1";
-const ACCESS_KEY_ID: &str = "local";
-const SECRET_ACCESS_KEY: &str = "local";
+pub(crate) const REGION: &str = "us-east-1";
+pub(crate) const ACCESS_KEY_ID: &str = "local";
+pub(crate) const SECRET_ACCESS_KEY: &str = "local";
 
 /// Cold JVM start plus moto's imports on a small, busy CI machine can take
 /// tens of seconds, so this is deliberately generous.
@@ -220,17 +224,7 @@ impl DevStack {
 
     /// Environment that points the AWS SDK at the emulators.
     pub fn env_vars(&self) -> Vec<(String, String)> {
-        [
-            ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb_endpoint.as_str()),
-            ("AWS_ENDPOINT_URL_EVENTBRIDGE", self.moto_endpoint.as_str()),
-            ("AWS_ENDPOINT_URL_SQS", self.moto_endpoint.as_str()),
-            ("AWS_REGION", REGION),
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
-        ]
-        .into_iter()
-        .map(|(key, value)| (key.to_owned(), value.to_owned()))
-        .collect()
+        emulator_environment(&EndpointOverrides::emulators(&self.dynamodb_endpoint, &self.moto_endpoint))
     }
 
     /// Writes [`DevStack::env_vars`] as `export K=V` lines for a shell to source.

@@ -4,7 +4,9 @@
 //! them ([`provision`]). In AWS the infrastructure stack owns those resources.
 
 pub mod emulators;
+pub mod local_aws;
 pub mod provision;
 
 pub use emulators::{DevStack, DevStackError, DevStackPaths, tie_to_this_process};
+pub use local_aws::LocalAws;
 pub use provision::{ProvisionError, Provisioned, provision};

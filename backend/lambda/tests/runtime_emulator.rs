@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use brain2::adapters::aws::{AwsClients, ClientFactory, EndpointOverrides, SdkSource};
+use brain2::adapters::aws::AwsClients;
 use brain2::domain::UserId;
-use brain2_devstack::{DevStack, DevStackPaths, Provisioned, provision};
+use brain2_devstack::{LocalAws, Provisioned};
 use brain2_loadtest::lambda_emulator::{LambdaFunction, api_gateway_v2_event, measure_cold_start, measure_warm_with};
 use brain2_loadtest::lambda_figures::function_environment;
 use serde_json::{Value, json};
@@ -21,8 +21,7 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The emulators (started here unless the environment names them) with a table, bus and
 /// queues unique to this test binary, shared by its tests.
 struct Stack {
-    _devstack: Option<DevStack>,
-    endpoints: EndpointOverrides,
+    aws: LocalAws,
     table: String,
     provisioned: Provisioned,
 }
@@ -36,40 +35,21 @@ fn stack() -> &'static Stack {
 }
 
 fn start_stack() -> Stack {
-    let from_environment = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .ok()
-        .zip(std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE").ok())
-        .map(|(dynamodb, eventbridge)| {
-            let sqs = std::env::var("AWS_ENDPOINT_URL_SQS").unwrap_or_else(|_| eventbridge.clone());
-            EndpointOverrides { dynamodb: Some(dynamodb), eventbridge: Some(eventbridge), sqs: Some(sqs) }
-        });
-    let (devstack, endpoints) = match from_environment {
-        Some(endpoints) => (None, endpoints),
-        None => {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-            let paths = DevStackPaths::discover(&root).expect("emulators installed (run `make tools`)");
-            let devstack = DevStack::start(&paths).expect("emulators start");
-            let endpoints = EndpointOverrides::emulators(devstack.dynamodb_endpoint(), devstack.moto_endpoint());
-            (Some(devstack), endpoints)
-        }
-    };
+    let aws = LocalAws::from_env_or_start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .expect("emulators start (run `make tools`)");
     let table = format!("brain2-lambda-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-    let provisioned = runtime.block_on(async {
-        let clients = ClientFactory::new(SdkSource::Emulators, endpoints.clone()).build().await;
-        provision(&clients, &table, &table).await.expect("provisioning succeeds")
-    });
-    Stack { _devstack: devstack, endpoints, table, provisioned }
+    let provisioned = runtime.block_on(aws.provision(&table, &table)).expect("provisioning succeeds");
+    Stack { aws, table, provisioned }
 }
 
 /// SDK clients on the test's own runtime.
 async fn clients(stack: &Stack) -> AwsClients {
-    ClientFactory::new(SdkSource::Emulators, stack.endpoints.clone()).build().await
+    stack.aws.clients().await
 }
 
 fn function_env(stack: &Stack) -> Vec<(String, String)> {
-    function_environment(&stack.endpoints, &stack.table, &stack.provisioned.publish_dlq_url, JWT_SECRET)
-        .expect("every emulator endpoint is known")
+    function_environment(&stack.aws, &stack.table, &stack.provisioned.publish_dlq_url, JWT_SECRET)
 }
 
 fn bearer_headers(user: &str) -> Vec<(&'static str, String)> {

@@ -14,12 +14,7 @@ fn brain2(args: &[&str]) -> Command {
     let mut command = Command::new(BINARY);
     command
         .args(args)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", stack.endpoints.dynamodb.as_deref().unwrap())
-        .env("AWS_ENDPOINT_URL_EVENTBRIDGE", stack.endpoints.eventbridge.as_deref().unwrap())
-        .env("AWS_ENDPOINT_URL_SQS", stack.endpoints.sqs.as_deref().unwrap())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .envs(stack.aws.environment())
         .env("BRAIN2_TABLE", &stack.table)
         .env("BRAIN2_EVENT_BUS", &stack.bus)
         .env("BRAIN2_JWT_SECRET", TEST_SECRET);

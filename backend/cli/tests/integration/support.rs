@@ -7,12 +7,12 @@ use std::sync::OnceLock;
 
 use axum::Router;
 use axum::body::Body;
-use brain2::adapters::aws::{AwsClients, ClientFactory, EndpointOverrides, SdkSource};
+use brain2::adapters::aws::AwsClients;
 use brain2::adapters::dynamodb::schema::ensure_table;
 use brain2::bootstrap::{self, Settings};
 use brain2::domain::UserId;
 use brain2_cli::token;
-use brain2_devstack::{DevStack, DevStackPaths, provision};
+use brain2_devstack::LocalAws;
 use clap::Parser;
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
@@ -22,20 +22,12 @@ use tower::ServiceExt;
 pub const TEST_SECRET: &str = "integration-test-secret-integration-test-secret";
 
 pub struct SharedStack {
-    _devstack: Option<DevStack>,
-    pub endpoints: EndpointOverrides,
+    pub aws: LocalAws,
     pub table: String,
     pub bus: String,
 }
 
 static STACK: OnceLock<SharedStack> = OnceLock::new();
-
-fn endpoints_from_environment() -> Option<EndpointOverrides> {
-    let dynamodb = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok()?;
-    let eventbridge = std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE").ok()?;
-    let sqs = std::env::var("AWS_ENDPOINT_URL_SQS").unwrap_or_else(|_| eventbridge.clone());
-    Some(EndpointOverrides { dynamodb: Some(dynamodb), eventbridge: Some(eventbridge), sqs: Some(sqs) })
-}
 
 /// Starts (once) the emulators and provisions a table and bus unique to this test binary.
 pub fn stack() -> &'static SharedStack {
@@ -45,28 +37,15 @@ pub fn stack() -> &'static SharedStack {
 }
 
 fn start_stack() -> SharedStack {
-    {
-        let (devstack, endpoints) = match endpoints_from_environment() {
-            Some(endpoints) => (None, endpoints),
-            None => {
-                let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-                let paths = DevStackPaths::discover(&root).expect("emulators installed (run `make tools`)");
-                let devstack = DevStack::start(&paths).expect("emulators start");
-                let endpoints = EndpointOverrides::emulators(devstack.dynamodb_endpoint(), devstack.moto_endpoint());
-                (Some(devstack), endpoints)
-            }
-        };
-        let table = unique_table_name();
-        let bus = table.clone();
-        // Provisioning runs on a runtime of its own: each test has its own runtime, and
-        // this one-time work must not belong to whichever test came first.
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            let clients = ClientFactory::new(SdkSource::Emulators, endpoints.clone()).build().await;
-            provision(&clients, &table, &bus).await.expect("provisioning succeeds");
-        });
-        SharedStack { _devstack: devstack, endpoints, table, bus }
-    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let aws = LocalAws::from_env_or_start(&root).expect("emulators start (run `make tools`)");
+    let table = unique_table_name();
+    let bus = table.clone();
+    // Provisioning runs on a runtime of its own: each test has its own runtime, and
+    // this one-time work must not belong to whichever test came first.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(aws.provision(&table, &bus)).expect("provisioning succeeds");
+    SharedStack { aws, table, bus }
 }
 
 fn unique_table_name() -> String {
@@ -100,7 +79,7 @@ pub fn settings_with(options: &[&str]) -> Settings {
 /// `settings` moved to a table of the test's own, with the schema of the shared one.
 pub async fn on_own_table(mut settings: Settings) -> Settings {
     let table = unique_table_name();
-    let clients = ClientFactory::new(SdkSource::Emulators, stack().endpoints.clone()).build().await;
+    let clients = stack().aws.factory().build().await;
     ensure_table(&clients.dynamodb, &table).await.expect("own table created");
     settings.adapters.table = table;
     settings
@@ -145,8 +124,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings) -> Self {
-        let factory = ClientFactory::new(SdkSource::Emulators, stack().endpoints.clone())
-            .with_network(settings.adapters.network.clone());
+        let factory = stack().aws.factory().with_network(settings.adapters.network.clone());
         let (router, adapters) = bootstrap::build(&settings, &factory).await;
         Self { router, clients: adapters.clients.clone(), adapters, settings }
     }

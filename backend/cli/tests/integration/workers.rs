@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use brain2::adapters::aws::network::{FaultPlan, NetworkSimulation};
-use brain2::adapters::aws::{ClientFactory, SdkSource};
 use brain2::adapters::eventbridge::EventBridgePublisher;
 use brain2::adapters::eventbridge::background::BackgroundPublisher;
 use brain2::domain::{DomainEvent, KeywordExtractor, Node, NodeDraft, UserId};
@@ -37,7 +36,7 @@ async fn publisher(network: NetworkSimulation, dead_letters: &str) -> Background
 
 async fn publisher_with_room(network: NetworkSimulation, dead_letters: &str, room: usize) -> BackgroundPublisher {
     let stack = stack();
-    let clients = ClientFactory::new(SdkSource::Emulators, stack.endpoints.clone()).with_network(network).build().await;
+    let clients = stack.aws.factory().with_network(network).build().await;
     let sender = EventBridgePublisher::new(
         clients.eventbridge.clone(),
         clients.sqs.clone(),
@@ -147,7 +146,7 @@ async fn the_request_path_never_waits_for_put_events() {
     let mut without_events = TestApp::spawn_with(settings_with(&variables)).await;
     let mut adapters = without_events.adapters.clone();
     adapters.events = Arc::new(NoEvents);
-    let factory = ClientFactory::new(SdkSource::Emulators, stack().endpoints.clone());
+    let factory = stack().aws.factory();
     without_events.router =
         brain2::http::router(brain2::bootstrap::app_state(&without_events.settings, &adapters, &factory));
     let user = unique_user();

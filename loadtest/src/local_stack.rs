@@ -1,0 +1,130 @@
+//! The local stack of a run: one set of emulators for every profile and the Lambda
+//! figures; per profile a table, bus and queues of its own, seeded through an in-process
+//! server before the profile's own `brain2 serve` starts on them.
+
+use std::path::Path;
+
+use anyhow::Context;
+use brain2::bootstrap::{self, Adapters, Settings};
+use brain2::flags::Flags;
+use brain2_devstack::{LocalAws, Provisioned};
+use clap::Parser;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct LocalStack {
+    aws: LocalAws,
+}
+
+/// The resources of one profile.
+pub struct ProfileResources {
+    pub table: String,
+    pub bus: String,
+    /// A bus with no rules: what is published there reaches no queue.
+    pub seed_bus: String,
+    pub provisioned: Provisioned,
+}
+
+impl LocalStack {
+    /// Starts the emulators installed under `root` (`make tools`).
+    pub async fn start(root: &Path) -> anyhow::Result<Self> {
+        let root = root.to_owned();
+        let aws = tokio::task::spawn_blocking(move || LocalAws::start(&root)).await??;
+        Ok(Self { aws })
+    }
+
+    pub fn aws(&self) -> &LocalAws {
+        &self.aws
+    }
+
+    /// A table, a bus with its rules and queues, and a seed bus, all named `name`.
+    pub async fn provision(&self, name: &str) -> anyhow::Result<ProfileResources> {
+        let provisioned = self.aws.provision(name, name).await?;
+        let seed_bus = format!("{name}-seed");
+        self.aws
+            .clients()
+            .await
+            .eventbridge
+            .create_event_bus()
+            .name(&seed_bus)
+            .send()
+            .await
+            .context("creating the seed bus")?;
+        Ok(ProfileResources { table: name.to_owned(), bus: name.to_owned(), seed_bus, provisioned })
+    }
+
+    /// Drops a profile's table once it is measured, so the next profile's DynamoDB Local
+    /// holds only its own data.
+    pub async fn delete_table(&self, table: &str) -> anyhow::Result<()> {
+        self.aws.clients().await.dynamodb.delete_table().table_name(table).send().await?;
+        Ok(())
+    }
+}
+
+impl ProfileResources {
+    /// What `brain2 serve --workers` needs to run on these resources.
+    pub fn server_environment(&self, aws: &LocalAws) -> Vec<(String, String)> {
+        let own = [
+            ("BRAIN2_TABLE", &self.table),
+            ("BRAIN2_EVENT_BUS", &self.bus),
+            ("BRAIN2_EVENTS_DLQ_URL", &self.provisioned.publish_dlq_url),
+            ("BRAIN2_CLEANUP_QUEUE_URL", &self.provisioned.cleanup_queue_url),
+            ("BRAIN2_SIMILARITY_QUEUE_URL", &self.provisioned.similarity_queue_url),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.clone()));
+        aws.environment().into_iter().chain(own).collect()
+    }
+}
+
+/// The service's settings as a process would parse them.
+#[derive(Parser)]
+struct SeedServerCommand {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// An API in this process for seeding only. Its flags are the optimized ones whatever the
+/// profile under test: the items written are the same, only the time to write them differs.
+/// Its events go to the seed bus, which has no rules, so the seed leaves the profile's
+/// workers nothing to do and every scenario starts on a quiet server.
+pub struct SeedServer {
+    pub base_url: String,
+    adapters: Adapters,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl SeedServer {
+    pub async fn start(aws: &LocalAws, resources: &ProfileResources, jwt_secret: &str) -> anyhow::Result<Self> {
+        let args = [
+            "seed".to_owned(),
+            format!("--table={}", resources.table),
+            format!("--event-bus={}", resources.seed_bus),
+            format!("--jwt-secret={jwt_secret}"),
+            "--auth-mode=jwt".to_owned(),
+            "--sim-rtt-ms=0".to_owned(),
+        ];
+        let mut settings = SeedServerCommand::try_parse_from(args).context("the seed server's settings")?.settings;
+        settings.flags = Flags::OPTIMIZED.into();
+        let (router, adapters) = bootstrap::build(&settings, &aws.factory()).await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let base_url = format!("http://{}/api/v1", listener.local_addr()?);
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Self { base_url, adapters, shutdown, task })
+    }
+
+    /// Stops serving and publishes the events still queued (to the seed bus).
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await??;
+        self.adapters.events.flush().await;
+        Ok(())
+    }
+}
