@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use brain2::flags::Flags;
 use clap::Parser;
 
+use crate::cloudwatch::Resources;
 use crate::scenarios::ScenarioName;
 
 #[derive(Debug, Clone, Parser)]
@@ -65,6 +66,26 @@ pub struct HarnessConfig {
     /// Cold starts of the Lambda binary to measure (0: none).
     #[arg(long, env = "COLD_RUNS", default_value_t = 10)]
     pub cold_runs: usize,
+    /// With a deployed target: read the server side of each profile's run window from
+    /// CloudWatch (Lambda, DynamoDB, API Gateway) and add it to the report.
+    #[arg(long, env = "CLOUDWATCH", value_parser = brain2::config::switch, default_value = "off", action = clap::ArgAction::Set)]
+    pub cloudwatch: bool,
+    /// The deployed API function, table, REST API and stage whose metrics CloudWatch keeps
+    /// (the stack's outputs name them).
+    #[arg(long, env = "CLOUDWATCH_FUNCTION")]
+    pub cloudwatch_function: Option<String>,
+    #[arg(long, env = "CLOUDWATCH_TABLE")]
+    pub cloudwatch_table: Option<String>,
+    #[arg(long, env = "CLOUDWATCH_API")]
+    pub cloudwatch_api: Option<String>,
+    #[arg(long, env = "CLOUDWATCH_STAGE", default_value = "prod")]
+    pub cloudwatch_stage: String,
+    /// Seconds to wait after the run before reading CloudWatch: metrics arrive late.
+    #[arg(long, env = "CLOUDWATCH_DELAY_SECONDS", default_value_t = 150)]
+    pub cloudwatch_delay_seconds: u64,
+    /// Warm invocations of one Lambda environment to measure (0: none).
+    #[arg(long, env = "WARM_INVOCATIONS", default_value_t = 500)]
+    pub warm_invocations: usize,
     /// Where the reports go.
     #[arg(long, env = "OUT", default_value = "target/loadtest")]
     pub out: PathBuf,
@@ -90,6 +111,25 @@ impl HarnessConfig {
 
     pub fn is_local(&self) -> bool {
         self.target_url.is_none()
+    }
+
+    /// The resources to read from CloudWatch, when `CLOUDWATCH` is on.
+    pub fn cloudwatch_resources(&self) -> anyhow::Result<Option<Resources>> {
+        if !self.cloudwatch {
+            return Ok(None);
+        }
+        if self.is_local() {
+            bail!("CLOUDWATCH=1 reads a deployment's metrics: set TARGET_URL and TOKEN too");
+        }
+        let name = |value: &Option<String>, variable: &str| {
+            value.clone().with_context(|| format!("CLOUDWATCH=1 needs {variable} (see docs/deploy.md)"))
+        };
+        Ok(Some(Resources {
+            function: name(&self.cloudwatch_function, "CLOUDWATCH_FUNCTION")?,
+            table: name(&self.cloudwatch_table, "CLOUDWATCH_TABLE")?,
+            api: name(&self.cloudwatch_api, "CLOUDWATCH_API")?,
+            stage: self.cloudwatch_stage.clone(),
+        }))
     }
 
     /// A binary built beside this one (`make loadtest` builds them together).

@@ -8,7 +8,9 @@ use std::path::Path;
 use goose::metrics::{GooseMetrics, GooseRequestMetricTimingData};
 use serde::Serialize;
 
+use crate::cloudwatch::ServerSide;
 use crate::lambda_emulator::MinMedianMax;
+use crate::lambda_figures::LambdaFigures;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -18,8 +20,10 @@ pub struct Report {
     /// The simulated round trip of a local run; `None` against a deployment.
     pub sim_rtt_ms: Option<u64>,
     pub machine: Machine,
+    /// Exec to the first answered invocation of the release Lambda binary.
     pub cold_start_ms: Option<MinMedianMax>,
     pub lambda_zip_bytes: Option<u64>,
+    pub lambda: LambdaFigures,
     pub profiles: Vec<ProfileReport>,
 }
 
@@ -58,6 +62,9 @@ pub struct ProfileReport {
     pub name: String,
     pub flags: BTreeMap<String, bool>,
     pub scenarios: Vec<ScenarioReport>,
+    /// What CloudWatch saw of the profile's run window (`CLOUDWATCH=1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloudwatch: Option<ServerSide>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -191,16 +198,66 @@ impl Report {
                 let _ = writeln!(out, "| {name} | {p50:.3} | {p99:.3} |");
             }
         }
-        if let Some(cold) = &self.cold_start_ms {
+        let observed: Vec<(&str, &ServerSide)> =
+            self.profiles.iter().filter_map(|p| Some((p.name.as_str(), p.cloudwatch.as_ref()?))).collect();
+        if !observed.is_empty() {
             let _ = writeln!(
                 out,
-                "\nCold start (exec to first answered invocation): min {:.1} ms, median {:.1} ms, max {:.1} ms.",
-                cold.min, cold.median, cold.max
+                "\nCloudWatch, per profile's run window:\n\n| profile | window | invocations | Lambda p50/p99 ms | init p50/p99 ms | RCU | WCU | API latency p50/p99 ms | integration p50/p99 ms | cache hits/misses |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
+            let pair = |a: Option<f64>, b: Option<f64>| format!("{} / {}", figure(a), figure(b));
+            for (name, seen) in observed {
+                let _ = writeln!(
+                    out,
+                    "| {name} | {} to {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    seen.window_start,
+                    seen.window_end,
+                    figure(seen.lambda_invocations),
+                    pair(seen.lambda_duration_ms.p50, seen.lambda_duration_ms.p99),
+                    pair(seen.lambda_init_duration_ms.p50, seen.lambda_init_duration_ms.p99),
+                    figure(seen.dynamodb_read_capacity_units),
+                    figure(seen.dynamodb_write_capacity_units),
+                    pair(seen.api_latency_ms.p50, seen.api_latency_ms.p99),
+                    pair(seen.api_integration_latency_ms.p50, seen.api_integration_latency_ms.p99),
+                    pair(seen.api_cache_hits, seen.api_cache_misses),
+                );
+            }
         }
-        if let Some(bytes) = self.lambda_zip_bytes {
-            let _ = writeln!(out, "Lambda zip (x86_64 release `brain2-lambda`): {bytes} bytes.");
+        let lambda = &self.lambda;
+        let span = |figure: &Option<MinMedianMax>| {
+            figure.map_or_else(|| "-".to_owned(), |f| format!("{:.1} / {:.1} / {:.1}", f.min, f.median, f.max))
+        };
+        let _ = writeln!(
+            out,
+            "\nLambda (release `brain2-lambda`, x86_64, under the Runtime API emulator, read cache off):\n\n| figure | value |\n|---|---:|"
+        );
+        let _ = writeln!(
+            out,
+            "| cold: exec to first `/next`, ms (min / median / max of {}) | {} |",
+            lambda.cold_runs,
+            span(&lambda.cold_exec_to_first_next_ms)
+        );
+        let _ = writeln!(
+            out,
+            "| cold: exec to first answered invocation, ms | {} |",
+            span(&lambda.cold_exec_to_first_response_ms)
+        );
+        if let Some(warm) = &lambda.warm {
+            let _ = writeln!(
+                out,
+                "| warm p50 / p99 per invocation, ms ({} in a row) | {:.3} / {:.3} |",
+                warm.invocations, warm.p50_ms, warm.p99_ms
+            );
+            let _ = writeln!(
+                out,
+                "| warm p50 / p99 until idle (extension included), ms | {:.3} / {:.3} |",
+                warm.p50_until_idle_ms, warm.p99_until_idle_ms
+            );
+            let _ = writeln!(out, "| process CPU per warm invocation, ms | {:.3} |", warm.cpu_ms_per_invocation);
+            let _ = writeln!(out, "| peak RSS, MiB | {:.1} |", warm.peak_rss_kib as f64 / 1024.0);
         }
+        let _ = writeln!(out, "| stripped binary, bytes | {} |", lambda.binary_bytes);
+        let _ = writeln!(out, "| zip, bytes | {} |", lambda.zip_bytes);
         out
     }
 

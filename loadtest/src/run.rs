@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use goose::config::{GooseConfiguration, RUN_FOLDER};
@@ -44,6 +44,7 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&config.out)?;
     let jwt_secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let cloudwatch = config.cloudwatch_resources()?;
     let local = match config.is_local() {
         true => {
             progress("starting DynamoDB Local and moto");
@@ -52,6 +53,7 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
         false => None,
     };
     let mut reports = Vec::with_capacity(profiles.len());
+    let mut windows = Vec::with_capacity(profiles.len());
     for (index, profile) in profiles.iter().enumerate() {
         let folder = config.out.join(&profile.name);
         let _ = std::fs::remove_dir_all(&folder);
@@ -60,7 +62,9 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
         let name = format!("lt{index}-{run_id}");
         let (target, fixture) =
             prepare_target(config, local.as_ref(), profile, &name, &jwt_secret, &scenarios, &folder).await?;
+        let started = SystemTime::now();
         let report = measure_profile(config, profile, &target, fixture, &scenarios, &folder).await;
+        windows.push((started, SystemTime::now()));
         if let Some(server) = target.server {
             server.stop().await?;
         }
@@ -69,17 +73,40 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
         }
         reports.push(report?);
     }
-    let (cold_start_ms, lambda_zip_bytes) =
-        crate::lambda_figures::measure(config, local.as_ref(), &run_id, &jwt_secret).await?;
+    let lambda = crate::lambda_figures::measure(config, local.as_ref(), &run_id, &jwt_secret).await?;
+    if let Some(resources) = &cloudwatch {
+        read_cloudwatch(config, resources, &windows, &mut reports).await?;
+    }
     Ok(Report {
         generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         target: config.target_url.clone().unwrap_or_else(|| "local".to_owned()),
         sim_rtt_ms: config.is_local().then_some(config.sim_rtt_ms),
         machine: Machine::this_one(),
-        cold_start_ms,
-        lambda_zip_bytes,
+        cold_start_ms: lambda.cold_exec_to_first_response_ms,
+        lambda_zip_bytes: Some(lambda.zip_bytes),
+        lambda,
         profiles: reports,
     })
+}
+
+/// Adds what CloudWatch saw of each profile's window, once its metrics have arrived.
+async fn read_cloudwatch(
+    config: &HarnessConfig,
+    resources: &crate::cloudwatch::Resources,
+    windows: &[(SystemTime, SystemTime)],
+    reports: &mut [ProfileReport],
+) -> anyhow::Result<()> {
+    let last_end = windows.iter().map(|(_, end)| *end).max().unwrap_or_else(SystemTime::now);
+    let ready = last_end + Duration::from_secs(config.cloudwatch_delay_seconds);
+    if let Ok(wait) = ready.duration_since(SystemTime::now()) {
+        progress(format_args!("cloudwatch: waiting {}s for the run's metrics to arrive", wait.as_secs()));
+        tokio::time::sleep(wait).await;
+    }
+    let client = crate::cloudwatch::client().await;
+    for (report, (start, end)) in reports.iter_mut().zip(windows) {
+        report.cloudwatch = Some(crate::cloudwatch::read(&client, resources, *start, *end).await?);
+    }
+    Ok(())
 }
 
 /// The seeded target of one profile: the deployed API, or on the local stack a table,
@@ -203,7 +230,7 @@ async fn measure_profile(
         progress(summary(&report));
         reports.push(report);
     }
-    Ok(ProfileReport { name: profile.name.clone(), flags, scenarios: reports })
+    Ok(ProfileReport { name: profile.name.clone(), flags, scenarios: reports, cloudwatch: None })
 }
 
 fn summary(report: &ScenarioReport) -> String {

@@ -25,8 +25,16 @@ fn a_tiny_run_reports_every_field_for_both_profiles() {
     let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut harness = Command::new(env!("CARGO_BIN_EXE_brain2-loadtest"));
     // Only loopback: whatever the caller's environment says about targets and sizes.
-    for inherited in ["TARGET_URL", "TOKEN", "MAX_REQUESTS", "DELETE_BATCHES", "SIM_RTT_MS", "BRAIN2_BIN", "LAMBDA_BIN"]
-    {
+    for inherited in [
+        "TARGET_URL",
+        "TOKEN",
+        "MAX_REQUESTS",
+        "DELETE_BATCHES",
+        "SIM_RTT_MS",
+        "BRAIN2_BIN",
+        "LAMBDA_BIN",
+        "CLOUDWATCH",
+    ] {
         harness.env_remove(inherited);
     }
     let run = harness
@@ -41,6 +49,7 @@ fn a_tiny_run_reports_every_field_for_both_profiles() {
             ("TENANTS", "1"),
             ("TENANT_NODES", "5"),
             ("COLD_RUNS", "1"),
+            ("WARM_INVOCATIONS", "20"),
             ("SETTLE_SECONDS", "3"),
         ])
         .env("OUT", &out)
@@ -58,6 +67,20 @@ fn a_tiny_run_reports_every_field_for_both_profiles() {
         assert!(report["cold_start_ms"][field].as_f64().is_some_and(|ms| ms > 0.0), "cold_start_ms.{field}: {report}");
     }
     assert!(report["lambda_zip_bytes"].as_u64().is_some_and(|bytes| bytes > 0));
+    let lambda = &report["lambda"];
+    assert!(lambda["binary_bytes"].as_u64().is_some_and(|bytes| bytes > lambda["zip_bytes"].as_u64().unwrap()));
+    assert_eq!(lambda["cold_runs"], 1);
+    for figure in ["cold_exec_to_first_next_ms", "cold_exec_to_first_response_ms"] {
+        assert!(lambda[figure]["median"].as_f64().is_some_and(|ms| ms > 0.0), "lambda.{figure}: {lambda}");
+    }
+    let warm = &lambda["warm"];
+    assert_eq!(warm["invocations"], 20, "{lambda}");
+    // CPU time counts in clock ticks, which twenty quick invocations may not reach.
+    assert!(warm["cpu_ms_per_invocation"].as_f64().is_some_and(|ms| ms >= 0.0), "{lambda}");
+    for figure in ["p50_ms", "p99_ms", "p50_until_idle_ms"] {
+        assert!(warm[figure].as_f64().is_some_and(|value| value > 0.0), "lambda.warm.{figure}: {lambda}");
+    }
+    assert!(warm["peak_rss_kib"].as_u64().is_some_and(|kib| kib > 1024), "{lambda}");
     let profiles = report["profiles"].as_array().unwrap();
     let names: Vec<&str> = profiles.iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["baseline", "optimized"]);

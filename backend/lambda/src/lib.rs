@@ -3,8 +3,8 @@
 //! Lambda event types; metrics leave as CloudWatch Embedded Metric Format lines, flushed
 //! after every invocation before the environment freezes.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use axum::Router;
@@ -81,6 +81,8 @@ pub fn service(router: Router) -> MapRequest<Router, fn(Request) -> Request> {
 /// What a Lambda entry point has once started: its settings, the factory of the clients
 /// the execution environment keeps for all its invocations, and its metrics exporter.
 pub struct Environment {
+    /// When the process started its work, for the init-duration metric.
+    pub started: Instant,
     pub settings: Settings,
     pub factory: ClientFactory,
     pub metrics: &'static Collector,
@@ -97,6 +99,7 @@ pub enum StartError {
 /// What every Lambda entry point starts with: settings checked for production, logging,
 /// the EMF metrics exporter, and the client factory.
 pub fn environment() -> Result<Environment, StartError> {
+    let started = Instant::now();
     let settings = Settings::from_env()?;
     telemetry::init(&settings.logs);
     settings.ensure_safe_for_production()?;
@@ -108,7 +111,7 @@ pub fn environment() -> Result<Environment, StartError> {
         .map_err(|error| StartError::Metrics(error.to_string()))?;
     metric::describe();
     let factory = ClientFactory::new(SdkSource::Environment, EndpointOverrides::default());
-    Ok(Environment { settings, factory, metrics })
+    Ok(Environment { started, settings, factory, metrics })
 }
 
 /// Writes the figures of the invocation that just ended as EMF lines on stdout, where
@@ -123,18 +126,22 @@ fn flush_metrics(metrics: &Collector) {
 /// metrics) after each response. The runtime freezes the environment as soon as the
 /// response is out and it asks for the next event, unless an extension is still busy: the
 /// extension waits for the response, then flushes, so events leave before the freeze
-/// without the client waiting for them.
+/// without the client waiting for them. The first invocation's arrival, counted from
+/// `started`, is the environment's init duration.
 pub async fn run_http(
     router: Router,
     events: Arc<dyn EventPublisher>,
     metrics: &'static Collector,
+    started: Instant,
 ) -> Result<(), lambda_http::Error> {
     let (responded, responses) = mpsc::unbounded_channel::<()>();
     let responses = Arc::new(Mutex::new(responses));
+    let initialised = Arc::new(Once::new());
     let extension = lambda_extension::Extension::new()
         .with_events(&["INVOKE"])
         .with_events_processor(lambda_extension::service_fn(move |_event: lambda_extension::LambdaEvent| {
             let (responses, events) = (responses.clone(), events.clone());
+            initialised.call_once(|| metric::lambda_init(started.elapsed()));
             async move {
                 responses.lock().await.recv().await;
                 events.flush().await;

@@ -6,5 +6,5 @@ use brain2::bootstrap;
 async fn main() -> Result<(), lambda_http::Error> {
     let environment = brain2_lambda::environment()?;
     let (router, adapters) = bootstrap::build(&environment.settings, &environment.factory).await;
-    brain2_lambda::run_http(router, adapters.events, environment.metrics).await
+    brain2_lambda::run_http(router, adapters.events, environment.metrics, environment.started).await
 }

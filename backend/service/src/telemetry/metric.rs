@@ -22,6 +22,7 @@ pub const EVENT_QUEUE_DEPTH: &str = "brain2_event_queue_depth";
 pub const WORKER_MESSAGES: &str = "brain2_worker_messages_total";
 pub const CLEANUP_PURGED: &str = "brain2_cleanup_nodes_purged_total";
 pub const SIMILARITY_EDGES: &str = "brain2_similarity_edges_linked_total";
+pub const LAMBDA_INIT_DURATION: &str = "brain2_lambda_init_duration_seconds";
 
 /// Units and help texts, for exporters that show them; call once after installing one.
 pub fn describe() {
@@ -40,6 +41,11 @@ pub fn describe() {
     describe_counter!(WORKER_MESSAGES, Unit::Count, "Queue messages handled by the workers, by worker and outcome");
     describe_counter!(CLEANUP_PURGED, Unit::Count, "Soft-deleted nodes purged by the cleanup worker");
     describe_counter!(SIMILARITY_EDGES, Unit::Count, "Similarity edges created by the similarity worker");
+    describe_histogram!(
+        LAMBDA_INIT_DURATION,
+        Unit::Seconds,
+        "Lambda cold start: the process's start to its first invocation (Lambda's own metrics have no init duration)"
+    );
 }
 
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
@@ -47,6 +53,10 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
     counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
         .increment(1);
     histogram!(HTTP_REQUEST_DURATION, "route" => route, "method" => method).record(elapsed.as_secs_f64());
+}
+
+pub fn lambda_init(elapsed: Duration) {
+    histogram!(LAMBDA_INIT_DURATION).record(elapsed.as_secs_f64());
 }
 
 pub fn aws_call(service: &str, operation: &str) {
