@@ -131,10 +131,10 @@ export class Brain2Stack extends Stack {
       new CfnOutput(this, 'UserPoolId', { value: this.auth.userPool.userPoolId });
       new CfnOutput(this, 'UserPoolClientId', { value: this.auth.userPoolClient.userPoolClientId });
     }
-    if (this.auth.jwtSecret) {
-      new CfnOutput(this, 'JwtSecretArn', {
-        value: this.auth.jwtSecret.secretArn,
-        description: 'Secret that signs bearer tokens (read it to run brain2 token)',
+    if (this.auth.jwtSecretId) {
+      new CfnOutput(this, 'JwtSecret', {
+        value: this.auth.jwtSecretId,
+        description: 'Secrets Manager secret that signs bearer tokens (read it to run brain2 token)',
       });
     }
     const dashboards = [...this.observability.dashboards.values()].map((dashboard) => dashboard.dashboardName!);

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, SecretValue, Validations } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
@@ -24,7 +24,9 @@ export class Authentication extends Construct {
   readonly mode: AuthMode;
   readonly userPool?: cognito.UserPool;
   readonly userPoolClient?: cognito.UserPoolClient;
-  readonly jwtSecret?: secretsmanager.ISecret;
+  /** jwt mode: the secret's ARN (created here) or name (given). */
+  readonly jwtSecretId?: string;
+  private readonly jwtSecretValue?: SecretValue;
 
   constructor(scope: Construct, id: string, props: AuthenticationProps) {
     super(scope, id);
@@ -65,20 +67,22 @@ export class Authentication extends Construct {
         idTokenValidity: Duration.hours(1),
         accessTokenValidity: Duration.hours(1),
       });
+    } else if (props.jwtSecretName) {
+      // By name: CloudFormation resolves the secret's current value when it deploys.
+      this.jwtSecretId = props.jwtSecretName;
+      this.jwtSecretValue = SecretValue.secretsManager(props.jwtSecretName);
     } else {
-      this.jwtSecret = props.jwtSecretName
-        ? secretsmanager.Secret.fromSecretNameV2(this, 'JwtSecret', props.jwtSecretName)
-        : new secretsmanager.Secret(this, 'JwtSecret', {
-            secretName: `${props.prefix}/jwt-secret`,
-            description: 'HS256 secret of Brain2 bearer tokens (BRAIN2_JWT_SECRET)',
-            generateSecretString: { passwordLength: 64, excludePunctuation: true },
-          });
-      if (this.jwtSecret instanceof secretsmanager.Secret) {
-        Validations.of(this.jwtSecret).acknowledge({
-          id: 'AwsSolutions-SMG4',
-          reason: 'The function reads the secret from its environment at start; a rotation takes a redeploy, which is the rotation procedure in docs/deploy.md',
-        });
-      }
+      const secret = new secretsmanager.Secret(this, 'JwtSecret', {
+        secretName: `${props.prefix}/jwt-secret`,
+        description: 'HS256 secret of Brain2 bearer tokens (BRAIN2_JWT_SECRET)',
+        generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      });
+      Validations.of(secret).acknowledge({
+        id: 'AwsSolutions-SMG4',
+        reason: 'The function reads the secret from its environment at start; a rotation takes a redeploy, which is the rotation procedure in docs/deploy.md',
+      });
+      this.jwtSecretId = secret.secretArn;
+      this.jwtSecretValue = secret.secretValue;
     }
   }
 
@@ -90,7 +94,7 @@ export class Authentication extends Construct {
     return {
       BRAIN2_AUTH_MODE: 'jwt',
       // A `{{resolve:secretsmanager:...}}` reference, resolved by CloudFormation at deploy time.
-      BRAIN2_JWT_SECRET: this.jwtSecret!.secretValue.unsafeUnwrap(),
+      BRAIN2_JWT_SECRET: this.jwtSecretValue!.unsafeUnwrap(),
     };
   }
 }
