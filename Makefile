@@ -98,7 +98,7 @@ infra-test: infra-deps
 synth: infra-deps
 	cd $(INFRA) && $(NO_AWS_CREDENTIALS) $(CDK) synth --quiet \
 		-c architecture=$(ARCH) -c allowStubAssets=true $(CDK_ARGS)
-	@echo "template: $(INFRA)/cdk.out/Brain2.template.json"
+	@echo "template: $$(ls $(INFRA)/cdk.out/*.template.json)"
 
 # What a deploy would change in the account of the current credentials (zips as built, or stubs).
 diff: infra-deps

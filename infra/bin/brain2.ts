@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { Brain2Stack, stubDirFor } from '../lib/brain2-stack';
+import { Brain2Stack, stackNameFor, stubDirFor } from '../lib/brain2-stack';
 import { readConfig } from '../lib/config';
 
 const app = new App();
 const config = readConfig(app.node);
-const stack = new Brain2Stack(app, app.node.tryGetContext('stackName') ?? 'Brain2', {
+const stack = new Brain2Stack(app, stackNameFor(config.prefix), {
   config,
   stubDir: stubDirFor(app.outdir),
   description: 'Brain2 knowledge graph backend: table, API, events, workers, dashboards and alarms',

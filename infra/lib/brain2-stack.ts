@@ -142,6 +142,11 @@ export class Brain2Stack extends Stack {
   }
 }
 
+/** `Brain2` for the default prefix, `Brain2-<prefix>` for another deployment in the same account. */
+export function stackNameFor(prefix: string): string {
+  return prefix === 'brain2' ? 'Brain2' : `Brain2-${prefix}`;
+}
+
 /** The directory stubs go to for an app writing into `outdir`. */
 export function stubDirFor(outdir: string): string {
   return path.join(outdir, 'stub-lambda');
