@@ -4,7 +4,8 @@ INSTALL_TOOLS := scripts/install-tools.sh
 BRAIN2 := target/debug/brain2
 ENV_FILE := .env.local
 
-.PHONY: tools build fmt lint test bench loadtest serve local-aws clean
+.PHONY: tools build fmt lint test bench loadtest serve local-aws clean \
+	infra-deps infra-test synth diff deploy destroy lambda-zips cargo-lambda
 
 
 # Local emulators (DynamoDB Local, moto_server) into the git-ignored .local/.
@@ -23,8 +24,9 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/check-lambda-deps.sh
 
-# Everything CI runs: lints, unit tests and the integration suite on local emulators.
-test: tools lint
+# Everything CI runs: lints, unit tests and the integration suite on local emulators, and
+# the infrastructure's tests.
+test: tools lint infra-test
 	cargo test --workspace --all-targets
 
 # p50/p99 and AWS cost per request of every scenario for each profile, on a fresh local
@@ -53,3 +55,75 @@ local-aws: tools
 clean:
 	cargo clean
 	rm -rf .local $(ENV_FILE)
+
+# --- Infrastructure (infra/, CDK v2; docs/deploy.md) ---------------------------------------
+
+INFRA := infra
+# The CDK CLI without its notices, telemetry or version check: nothing leaves the machine
+# but what a diff or deploy sends to AWS.
+CDK := CDK_DISABLE_CLI_TELEMETRY=true CDK_DISABLE_VERSION_CHECK=true node_modules/.bin/cdk
+# Synth sees no credentials, so the CLI never asks STS or the instance metadata service
+# who is deploying: the template is environment-agnostic and the same on every machine.
+NO_AWS_CREDENTIALS := env -u AWS_PROFILE -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY \
+	-u AWS_SESSION_TOKEN -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
+	-u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_WEB_IDENTITY_TOKEN_FILE \
+	AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+	AWS_EC2_METADATA_DISABLED=true AWS_REGION=us-east-1
+# Extra CDK arguments, e.g. CDK_ARGS="-c authMode=jwt -c alarmEmail=oncall@example.com".
+CDK_ARGS ?=
+# Function architecture: arm64 (default) or x86_64; the zips are built to match.
+ARCH ?= arm64
+LAMBDA_ZIPS := target/lambda
+LAMBDA_BINS := brain2-lambda brain2-cleanup brain2-similarity
+CARGO_LAMBDA_VERSION := 1.9.2
+CARGO_LAMBDA_VENV := .venv-cargo-lambda
+CARGO_LAMBDA := $(CARGO_LAMBDA_VENV)/bin/cargo-lambda
+RUST_LAMBDA_TARGET := $(if $(filter x86_64,$(ARCH)),x86_64-unknown-linux-gnu,aarch64-unknown-linux-gnu)
+CARGO_LAMBDA_ARCH := $(if $(filter x86_64,$(ARCH)),--x86-64,--arm64)
+
+# npm ci into infra/node_modules, only when it is missing or older than the lock file.
+infra-deps: $(INFRA)/node_modules/.package-lock.json
+
+$(INFRA)/node_modules/.package-lock.json: $(INFRA)/package-lock.json $(INFRA)/package.json
+	cd $(INFRA) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Type check, then the template assertions (offline; stub function code in a temp dir).
+infra-test: infra-deps
+	cd $(INFRA) && node_modules/.bin/tsc --noEmit
+	cd $(INFRA) && node_modules/.bin/jest
+
+# The CloudFormation template in infra/cdk.out/, offline. Functions whose zip is not in
+# target/lambda get stub code, and such a template is refused by CloudFormation.
+synth: infra-deps
+	cd $(INFRA) && $(NO_AWS_CREDENTIALS) $(CDK) synth --quiet \
+		-c architecture=$(ARCH) -c allowStubAssets=true $(CDK_ARGS)
+	@echo "template: $$(ls $(INFRA)/cdk.out/*.template.json)"
+
+# What a deploy would change in the account of the current credentials (zips as built, or stubs).
+diff: infra-deps
+	cd $(INFRA) && $(CDK) diff -c architecture=$(ARCH) -c allowStubAssets=true $(CDK_ARGS)
+
+# cargo-lambda (with zig, for cross-linking) from PyPI into a git-ignored venv.
+cargo-lambda: $(CARGO_LAMBDA)
+
+$(CARGO_LAMBDA):
+	python3 -m venv $(CARGO_LAMBDA_VENV)
+	$(CARGO_LAMBDA_VENV)/bin/pip install --quiet cargo-lambda==$(CARGO_LAMBDA_VERSION)
+
+# The release zips of the three functions, target/lambda/<bin>/bootstrap.zip.
+lambda-zips: cargo-lambda
+	if command -v rustup >/dev/null; then rustup target add $(RUST_LAMBDA_TARGET); fi
+	PATH="$(CURDIR)/$(CARGO_LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release $(CARGO_LAMBDA_ARCH) \
+		--output-format zip -p brain2-lambda
+	for bin in $(LAMBDA_BINS); do test -s $(LAMBDA_ZIPS)/$$bin/bootstrap.zip; done
+
+# Builds the zips and deploys the stack with the current credentials (AWS_ENDPOINT_URL
+# points it at a CloudFormation emulator). Never with stub code: stubs are not allowed here.
+deploy: infra-deps lambda-zips
+	cd $(INFRA) && $(CDK) deploy -c architecture=$(ARCH) -c allowStubAssets=false \
+		--outputs-file cdk.out/outputs.json $(CDK_ARGS)
+
+# Deletes the stack. The table and the user pool are retained (deletion protection).
+destroy: infra-deps
+	cd $(INFRA) && $(CDK) destroy -c architecture=$(ARCH) -c allowStubAssets=true $(CDK_ARGS)

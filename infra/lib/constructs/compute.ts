@@ -1,0 +1,163 @@
+import { Duration } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambdaEvents from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { API_TABLE_ACCESS, CLEANUP_TABLE_ACCESS, SIMILARITY_TABLE_ACCESS, TableAccess } from '../access';
+import { LambdaAssets } from '../assets';
+import { Brain2Config, FunctionSizing, SWEEP_SLOTS } from '../config';
+import { indexNamed } from '../schema';
+import { Authentication } from './auth';
+import { Messaging } from './messaging';
+import { ServiceFunction } from './service-function';
+import { Brain2Table } from './table';
+
+/** SQS messages per worker invocation: what one batch response can report on. */
+const WORKER_BATCH_SIZE = 10;
+
+/** What the scheduled rule sends the cleanup function: anything but an SQS batch means "sweep". */
+export const SWEEP_EVENT = { sweep: 'deletion-queue' };
+
+export interface ComputeProps {
+  readonly config: Brain2Config;
+  readonly assets: LambdaAssets;
+  readonly table: Brain2Table;
+  readonly messaging: Messaging;
+  readonly auth: Authentication;
+}
+
+/** A worker's SQS visibility timeout: six times its function's timeout, as Lambda recommends. */
+export function visibilityTimeout(sizing: FunctionSizing): Duration {
+  return Duration.seconds(6 * sizing.timeoutSeconds);
+}
+
+/**
+ * The three functions of backend/lambda and what each may touch:
+ * - the API (`brain2-lambda`): the table, PutEvents on the bus, the publisher's
+ *   dead-letter queue;
+ * - cleanup (`brain2-cleanup`): the table and its queue, plus a scheduled sweep of the
+ *   DeletionQueue index for deletes whose message never came;
+ * - similarity (`brain2-similarity`): the table and its queue, and, because it announces
+ *   the edges it draws (`edge.created`), PutEvents and the publisher's dead-letter queue.
+ * Queue-fed functions report partial batch failures, so only failed messages return.
+ */
+export class Compute extends Construct {
+  readonly api: ServiceFunction;
+  readonly cleanup: ServiceFunction;
+  readonly similarity: ServiceFunction;
+  readonly sweepRule: events.Rule;
+
+  constructor(scope: Construct, id: string, props: ComputeProps) {
+    super(scope, id);
+    const { config, assets, table, messaging, auth } = props;
+    const common: Record<string, string> = {
+      BRAIN2_TABLE: table.table.tableName,
+      BRAIN2_EVENT_BUS: messaging.bus.eventBusName,
+      BRAIN2_PROFILE: 'optimized',
+      ...config.serviceSettings,
+    };
+    const publishing = { BRAIN2_EVENTS_DLQ_URL: messaging.publishDeadLetterQueue.queueUrl };
+    // The workers authenticate nobody; this mode lets them start without a token secret.
+    const noCallers = { BRAIN2_AUTH_MODE: 'apigateway' };
+
+    this.api = new ServiceFunction(this, 'Api', {
+      functionName: `${config.prefix}-api`,
+      description: 'Brain2 API behind API Gateway (brain2-lambda)',
+      code: assets.code('brain2-lambda'),
+      architecture: config.architecture,
+      sizing: config.api,
+      logRetentionDays: config.logRetentionDays,
+      environment: {
+        // API Gateway compresses responses (minimumCompressionSize), after its cache: cached
+        // bodies stay unencoded and no client gets an encoding it did not ask for.
+        BRAIN2_FLAG_COMPRESSION: 'off',
+        ...common,
+        ...publishing,
+        ...auth.apiSettings(),
+      },
+    });
+    this.cleanup = new ServiceFunction(this, 'Cleanup', {
+      functionName: `${config.prefix}-cleanup`,
+      description: 'Brain2 cleanup worker: node.deleted messages and the DeletionQueue sweep (brain2-cleanup)',
+      code: assets.code('brain2-cleanup'),
+      architecture: config.architecture,
+      sizing: config.cleanup,
+      logRetentionDays: config.logRetentionDays,
+      environment: { ...common, ...noCallers, BRAIN2_CLEANUP_GRACE_SECONDS: String(config.cleanupGraceSeconds) },
+    });
+    this.similarity = new ServiceFunction(this, 'Similarity', {
+      functionName: `${config.prefix}-similarity`,
+      description: 'Brain2 similarity worker: note changes, keyword frequencies, similarity edges (brain2-similarity)',
+      code: assets.code('brain2-similarity'),
+      architecture: config.architecture,
+      sizing: config.similarity,
+      logRetentionDays: config.logRetentionDays,
+      environment: { ...common, ...publishing, ...noCallers },
+    });
+
+    grantTable(this.api, table, API_TABLE_ACCESS);
+    grantTable(this.cleanup, table, CLEANUP_TABLE_ACCESS);
+    grantTable(this.similarity, table, SIMILARITY_TABLE_ACCESS);
+    for (const publisher of [this.api, this.similarity]) {
+      messaging.bus.grantPutEventsTo(publisher.role);
+      messaging.publishDeadLetterQueue.grantSendMessages(publisher.role);
+    }
+    // The health check describes the bus.
+    this.api.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['events:DescribeEventBus'], resources: [messaging.bus.eventBusArn] }),
+    );
+
+    consume(this.cleanup, messaging.cleanup.queue, config.cleanup, SWEEP_SLOTS);
+    consume(this.similarity, messaging.similarity.queue, config.similarity, 0);
+
+    this.sweepRule = new events.Rule(this, 'SweepSchedule', {
+      ruleName: `${config.prefix}-cleanup-sweep`,
+      description: 'Purges soft-deleted nodes older than the grace period whose node.deleted message never arrived',
+      schedule: events.Schedule.rate(Duration.minutes(config.sweepIntervalMinutes)),
+    });
+    this.sweepRule.addTarget(
+      new targets.LambdaFunction(this.cleanup.function, {
+        event: events.RuleTargetInput.fromObject(SWEEP_EVENT),
+        retryAttempts: 2,
+        maxEventAge: Duration.minutes(config.sweepIntervalMinutes),
+      }),
+    );
+  }
+
+  get all(): ServiceFunction[] {
+    return [this.api, this.cleanup, this.similarity];
+  }
+}
+
+function grantTable(fn: ServiceFunction, table: Brain2Table, access: TableAccess): void {
+  fn.role.addToPrincipalPolicy(
+    new iam.PolicyStatement({ actions: [...access.tableActions], resources: [table.table.tableArn] }),
+  );
+  if (access.queriedIndexes.length > 0) {
+    fn.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['dynamodb:Query'],
+        resources: access.queriedIndexes.map((key) => table.indexArn(indexNamed(table.schema, key))),
+      }),
+    );
+  }
+}
+
+/**
+ * Feeds a queue to a worker. With a reserved concurrency the event source never runs more
+ * batches than the function may (less `spare`): a throttled batch would count as a
+ * receive and could reach the dead-letter queue without ever being handled.
+ */
+function consume(fn: ServiceFunction, queue: sqs.IQueue, sizing: FunctionSizing, spare: number): void {
+  const reserved = sizing.reservedConcurrency;
+  fn.function.addEventSource(
+    new lambdaEvents.SqsEventSource(queue, {
+      batchSize: WORKER_BATCH_SIZE,
+      maxBatchingWindow: Duration.seconds(1),
+      reportBatchItemFailures: true,
+      maxConcurrency: reserved > 0 ? reserved - spare : undefined,
+    }),
+  );
+}
