@@ -52,13 +52,6 @@ impl LocalStack {
             .context("creating the seed bus")?;
         Ok(ProfileResources { table: name.to_owned(), bus: name.to_owned(), seed_bus, provisioned })
     }
-
-    /// Drops a profile's table once it is measured, so the next profile's DynamoDB Local
-    /// holds only its own data.
-    pub async fn delete_table(&self, table: &str) -> anyhow::Result<()> {
-        self.aws.clients().await.dynamodb.delete_table().table_name(table).send().await?;
-        Ok(())
-    }
 }
 
 impl ProfileResources {

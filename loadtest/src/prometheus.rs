@@ -27,21 +27,29 @@ pub async fn aws_calls(client: &reqwest::Client, metrics_url: &str) -> anyhow::R
     Ok(total(&exposition, AWS_CALLS, Some(QUEUE_POLLING)))
 }
 
+/// The process's AWS call count at one moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallCount {
+    pub calls: f64,
+    /// Whether background work had died down; if not, its tail counts in what follows.
+    pub settled: bool,
+}
+
 /// The process's AWS call count once background work has died down: unchanged over
-/// `quiet`, or whatever it is after `limit`.
+/// `quiet`, or whatever it is after `limit` (then not `settled`).
 pub async fn settled_aws_calls(
     client: &reqwest::Client,
     metrics_url: &str,
     quiet: Duration,
     limit: Duration,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<CallCount> {
     let deadline = Instant::now() + limit;
     let mut last = aws_calls(client, metrics_url).await?;
     loop {
         tokio::time::sleep(quiet).await;
         let now = aws_calls(client, metrics_url).await?;
         if now == last || Instant::now() > deadline {
-            return Ok(now);
+            return Ok(CallCount { calls: now, settled: now == last });
         }
         last = now;
     }

@@ -82,6 +82,9 @@ pub struct ScenarioReport {
     /// workers included), from its metrics, per request.
     pub total_aws_calls_per_request: Option<f64>,
     pub capacity_units_per_request: Option<f64>,
+    /// Whether the server's background work stood still before and after the scenario
+    /// (within `SETTLE_SECONDS`); if not, the total includes work of a neighbouring scenario.
+    pub background_settled: Option<bool>,
 }
 
 /// The response times of every request the scenario made (all methods), with goose's
@@ -129,6 +132,7 @@ pub fn scenario_report(
         aws_calls_per_request,
         total_aws_calls_per_request: total_aws_calls.filter(|_| requests > 0).map(|calls| calls / requests as f64),
         capacity_units_per_request,
+        background_settled: None,
     }
 }
 
@@ -188,8 +192,15 @@ impl Report {
                     figure(s.aws_calls_per_request),
                     figure(s.capacity_units_per_request),
                     figure(s.total_aws_calls_per_request)
+                        + if s.background_settled == Some(false) { " †" } else { "" }
                 );
             }
+        }
+        if self.profiles.iter().flat_map(|p| &p.scenarios).any(|s| s.background_settled == Some(false)) {
+            let _ = writeln!(
+                out,
+                "\n† the server's background work had not stood still within SETTLE_SECONDS before or after the scenario: its total includes work of a neighbouring scenario."
+            );
         }
         let ratios = self.ratios();
         if !ratios.is_empty() {

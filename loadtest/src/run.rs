@@ -14,7 +14,7 @@ use goose::prelude::*;
 use crate::config::{HarnessConfig, ProfileSpec};
 use crate::local_server::LocalServer;
 use crate::local_stack::{LocalStack, SeedServer};
-use crate::prometheus::settled_aws_calls;
+use crate::prometheus::{CallCount, settled_aws_calls};
 use crate::report::{Machine, ProfileReport, Report, ScenarioReport, scenario_report};
 use crate::scenarios::{CostTally, ScenarioName, scenario};
 use crate::seed::{Api, Fixture, SeedPlan, seed};
@@ -33,8 +33,6 @@ struct Target {
     base_url: String,
     metrics_url: Option<String>,
     server: Option<LocalServer>,
-    /// The profile's own table on the local stack.
-    table: Option<String>,
 }
 
 pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
@@ -67,9 +65,6 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
         windows.push((started, SystemTime::now()));
         if let Some(server) = target.server {
             server.stop().await?;
-        }
-        if let (Some(stack), Some(table)) = (&local, &target.table) {
-            stack.delete_table(table).await?;
         }
         reports.push(report?);
     }
@@ -136,7 +131,7 @@ async fn prepare_target(
         let base_url = base_url.trim_end_matches('/').to_owned();
         progress(format_args!("{}: seeding", profile.name));
         let fixture = seed(&Api::new(&base_url), &plan, config.users, token_of, name).await?;
-        return Ok((Target { base_url, metrics_url: None, server: None, table: None }, Arc::new(fixture)));
+        return Ok((Target { base_url, metrics_url: None, server: None }, Arc::new(fixture)));
     };
     let resources = stack.provision(name).await?;
     progress(format_args!("{}: seeding", profile.name));
@@ -152,7 +147,6 @@ async fn prepare_target(
         base_url: server.base_url.clone(),
         metrics_url: Some(server.metrics_url.clone()),
         server: Some(server),
-        table: Some(resources.table),
     };
     Ok((target, Arc::new(fixture)))
 }
@@ -219,14 +213,15 @@ async fn measure_profile(
             None => None,
         };
         last_settled = after;
-        let total = before.zip(after).map(|(before, after)| after - before);
-        let report = scenario_report(
+        let total = before.zip(after).map(|(before, after): (CallCount, CallCount)| after.calls - before.calls);
+        let mut report = scenario_report(
             &metrics,
             name.as_str(),
             tally.aws_calls_per_response(),
             tally.capacity_per_response(),
             total,
         );
+        report.background_settled = before.zip(after).map(|(before, after)| before.settled && after.settled);
         progress(summary(&report));
         reports.push(report);
     }
@@ -235,8 +230,9 @@ async fn measure_profile(
 
 fn summary(report: &ScenarioReport) -> String {
     let figure = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |value| format!("{value:.1}"));
+    let unsettled = if report.background_settled == Some(false) { " (background still busy)" } else { "" };
     format!(
-        "  {} requests, {} errors, p50 {:.1} ms, p99 {:.1} ms, AWS calls/request {} (request path) {} (total), capacity/request {}",
+        "  {} requests, {} errors, p50 {:.1} ms, p99 {:.1} ms, AWS calls/request {} (request path) {} (total{unsettled}), capacity/request {}",
         report.requests,
         report.errors,
         report.p50_ms,
