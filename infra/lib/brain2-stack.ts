@@ -123,7 +123,22 @@ export class Brain2Stack extends Stack {
   private outputs(): void {
     const url = `${this.api.restApi.url}api/v1`;
     new CfnOutput(this, 'ApiUrl', { value: url, description: 'Base URL of the API (TARGET_URL of make loadtest)' });
-    new CfnOutput(this, 'TableName', { value: this.data.table.tableName });
+    new CfnOutput(this, 'TableName', {
+      value: this.data.table.tableName,
+      description: 'CLOUDWATCH_TABLE of make loadtest CLOUDWATCH=1',
+    });
+    new CfnOutput(this, 'ApiFunctionName', {
+      value: this.compute.api.function.functionName,
+      description: 'CLOUDWATCH_FUNCTION of make loadtest CLOUDWATCH=1',
+    });
+    new CfnOutput(this, 'RestApiName', {
+      value: this.api.restApi.restApiName,
+      description: 'CLOUDWATCH_API of make loadtest CLOUDWATCH=1',
+    });
+    new CfnOutput(this, 'StageName', {
+      value: this.api.stage.stageName,
+      description: 'CLOUDWATCH_STAGE of make loadtest CLOUDWATCH=1',
+    });
     new CfnOutput(this, 'EventBusName', { value: this.messaging.bus.eventBusName });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.observability.topic.topicArn });
     new CfnOutput(this, 'PublishDeadLetterQueueUrl', { value: this.messaging.publishDeadLetterQueue.queueUrl });

@@ -49,14 +49,8 @@ pub struct LambdaFigures {
 }
 
 /// Cold starts over `cold_runs` fresh processes, warm invocations of one environment, and
-/// sizes, of the `brain2-lambda` built beside the harness, on the run's emulators (or
-/// emulators of its own when the run targets a deployment).
-pub async fn measure(
-    config: &HarnessConfig,
-    local: Option<&LocalStack>,
-    run_id: &str,
-    jwt_secret: &str,
-) -> anyhow::Result<LambdaFigures> {
+/// sizes, of the `brain2-lambda` built beside the harness, on emulators of its own.
+pub async fn measure(config: &HarnessConfig, run_id: &str, jwt_secret: &str) -> anyhow::Result<LambdaFigures> {
     let binary = HarnessConfig::sibling_binary(&config.lambda_bin, "brain2-lambda")?;
     let mut figures = LambdaFigures {
         binary_bytes: std::fs::metadata(&binary)?.len(),
@@ -69,11 +63,8 @@ pub async fn measure(
     if config.cold_runs == 0 && config.warm_invocations == 0 {
         return Ok(figures);
     }
-    let own_stack = match local {
-        Some(_) => None,
-        None => Some(LocalStack::start(&std::env::current_dir()?).await?),
-    };
-    let aws = local.or(own_stack.as_ref()).map(LocalStack::aws).context("a local stack")?;
+    let stack = LocalStack::start(&std::env::current_dir()?).await?;
+    let aws = stack.aws();
     let table = format!("lt-lambda-{run_id}");
     let provisioned = aws.provision(&table, &table).await?;
     let environment = function_environment(aws, &table, &provisioned.publish_dlq_url, jwt_secret);

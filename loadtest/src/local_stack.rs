@@ -1,6 +1,6 @@
-//! The local stack of a run: one set of emulators for every profile and the Lambda
-//! figures; per profile a table, bus and queues of its own, seeded through an in-process
-//! server before the profile's own `brain2 serve` starts on them.
+//! The local stack of one profile (or of the Lambda figures): emulators, a table, bus and
+//! queues, seeded through an in-process server before the profile's own `brain2 serve`
+//! starts on them.
 
 use std::path::Path;
 

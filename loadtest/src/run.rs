@@ -24,8 +24,10 @@ use crate::seed::{Api, Fixture, SeedPlan, seed};
 const QUIET_AFTER_SCENARIO: Duration = Duration::from_millis(1_500);
 const REQUEST_TIMEOUT_SECONDS: &str = "180";
 
+/// A progress line, with the seconds since the run began.
 pub fn progress(line: impl std::fmt::Display) {
-    eprintln!("[loadtest] {line}");
+    static START: std::sync::LazyLock<std::time::Instant> = std::sync::LazyLock::new(std::time::Instant::now);
+    eprintln!("[loadtest {:>4}s] {line}", START.elapsed().as_secs());
 }
 
 /// Where one profile's requests go, and what runs there.
@@ -33,6 +35,8 @@ struct Target {
     base_url: String,
     metrics_url: Option<String>,
     server: Option<LocalServer>,
+    /// The profile's emulators, stopped when the target is dropped.
+    _stack: Option<LocalStack>,
 }
 
 pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
@@ -43,13 +47,7 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
     let jwt_secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let cloudwatch = config.cloudwatch_resources()?;
-    let local = match config.is_local() {
-        true => {
-            progress("starting DynamoDB Local and moto");
-            Some(LocalStack::start(&std::env::current_dir()?).await?)
-        }
-        false => None,
-    };
+    progress("starting");
     let mut reports = Vec::with_capacity(profiles.len());
     let mut windows = Vec::with_capacity(profiles.len());
     for (index, profile) in profiles.iter().enumerate() {
@@ -58,8 +56,7 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
         std::fs::create_dir_all(&folder)?;
         progress(format_args!("{}: starting", profile.name));
         let name = format!("lt{index}-{run_id}");
-        let (target, fixture) =
-            prepare_target(config, local.as_ref(), profile, &name, &jwt_secret, &scenarios, &folder).await?;
+        let (target, fixture) = prepare_target(config, profile, &name, &jwt_secret, &scenarios, &folder).await?;
         let started = SystemTime::now();
         let report = measure_profile(config, profile, &target, fixture, &scenarios, &folder).await;
         windows.push((started, SystemTime::now()));
@@ -68,7 +65,7 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
         }
         reports.push(report?);
     }
-    let lambda = crate::lambda_figures::measure(config, local.as_ref(), &run_id, &jwt_secret).await?;
+    let lambda = crate::lambda_figures::measure(config, &run_id, &jwt_secret).await?;
     if let Some(resources) = &cloudwatch {
         read_cloudwatch(config, resources, &windows, &mut reports).await?;
     }
@@ -104,12 +101,13 @@ async fn read_cloudwatch(
     Ok(())
 }
 
-/// The seeded target of one profile: the deployed API, or on the local stack a table,
+/// The seeded target of one profile: the deployed API, or fresh emulators with a table,
 /// bus and queues named `name`, seeded through an in-process server, then the profile's
-/// own `brain2 serve` on them.
+/// own `brain2 serve` on them. Each profile has emulators of its own: DynamoDB Local keeps
+/// every table's stream records in one store and slows down as they pile up, so a profile
+/// on emulators another profile has written to would measure the previous profile's writes.
 async fn prepare_target(
     config: &HarnessConfig,
-    local: Option<&LocalStack>,
     profile: &ProfileSpec,
     name: &str,
     jwt_secret: &str,
@@ -126,13 +124,15 @@ async fn prepare_target(
         delete_batch_users: config.bulk_users(),
     };
     let token_of = |user: &str| token_for(config, jwt_secret, user);
-    let Some(stack) = local else {
+    if !config.is_local() {
         let base_url = config.target_url.clone().context("a deployed run needs TARGET_URL")?;
         let base_url = base_url.trim_end_matches('/').to_owned();
         progress(format_args!("{}: seeding", profile.name));
         let fixture = seed(&Api::new(&base_url), &plan, config.users, token_of, name).await?;
-        return Ok((Target { base_url, metrics_url: None, server: None }, Arc::new(fixture)));
-    };
+        return Ok((Target { base_url, metrics_url: None, server: None, _stack: None }, Arc::new(fixture)));
+    }
+    progress(format_args!("{}: starting DynamoDB Local and moto", profile.name));
+    let stack = LocalStack::start(&std::env::current_dir()?).await?;
     let resources = stack.provision(name).await?;
     progress(format_args!("{}: seeding", profile.name));
     let seeder = SeedServer::start(stack.aws(), &resources, jwt_secret).await?;
@@ -147,6 +147,7 @@ async fn prepare_target(
         base_url: server.base_url.clone(),
         metrics_url: Some(server.metrics_url.clone()),
         server: Some(server),
+        _stack: Some(stack),
     };
     Ok((target, Arc::new(fixture)))
 }
