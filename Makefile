@@ -29,9 +29,9 @@ lint:
 test: tools lint infra-test
 	cargo test --workspace --all-targets
 
-# p50/p99 and AWS cost per request of every scenario for each profile, on a fresh local
-# stack per profile (or against TARGET_URL with TOKEN), plus the Lambda function's cold start
-# and zip size; reports in target/loadtest/. Settings as variables, e.g.
+# p50/p99 and AWS cost per request of every scenario for each profile, on fresh local
+# emulators per profile (or against TARGET_URL with TOKEN, CLOUDWATCH=1 for the server side),
+# plus the Lambda function's cold and warm figures and sizes; reports in target/loadtest/. Settings as variables, e.g.
 # `make loadtest PROFILES=optimized,optimized-no_batch_writes DURATION=20` (docs/performance.md).
 loadtest: tools
 	cargo build --release -p brain2-cli -p brain2-lambda -p brain2-loadtest

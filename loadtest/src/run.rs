@@ -61,7 +61,9 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
         let report = measure_profile(config, profile, &target, fixture, &scenarios, &folder).await;
         windows.push((started, SystemTime::now()));
         if let Some(server) = target.server {
+            let stopping = std::time::Instant::now();
             server.stop().await?;
+            progress(format_args!("{}: server stopped in {:.1} s", profile.name, stopping.elapsed().as_secs_f64()));
         }
         reports.push(report?);
     }
