@@ -28,7 +28,7 @@ pub struct HarnessConfig {
     #[arg(long, env = "SCENARIOS", value_delimiter = ',', value_enum)]
     pub scenarios: Vec<ScenarioName>,
     /// Seconds each scenario runs.
-    #[arg(long, env = "DURATION", default_value_t = 6)]
+    #[arg(long, env = "DURATION", default_value_t = 5)]
     pub duration_seconds: usize,
     /// Simulated users at once.
     #[arg(long, env = "USERS", default_value_t = 4)]
@@ -58,7 +58,7 @@ pub struct HarnessConfig {
     /// Longest wait, in seconds, for the server's background work (events, cleanup,
     /// similarity) to die down before and after each scenario; six times as long after
     /// seeding, whose background work is the largest.
-    #[arg(long, env = "SETTLE_SECONDS", default_value_t = 5)]
+    #[arg(long, env = "SETTLE_SECONDS", default_value_t = 3)]
     pub settle_seconds: u64,
     /// Simulated round trip to AWS of the local server, in milliseconds.
     #[arg(long, env = "SIM_RTT_MS", default_value_t = 5)]

@@ -15,9 +15,9 @@ use crate::config::ProfileSpec;
 
 /// The emulators already run; this covers a busy two-core machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// A graceful stop flushes the events still queued; after a bulk-heavy profile that can
-/// take a while against moto.
-const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// A graceful stop flushes the events still queued, to emulators about to be thrown away;
+/// after a bulk-heavy profile that took up to a minute against moto, which measures nothing.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct LocalServer {
     child: Option<Child>,
