@@ -112,6 +112,18 @@ async fn the_flush_extension_publishes_events_before_the_next_invocation() {
     assert_eq!(fetched.status, 200, "{}", String::from_utf8_lossy(&fetched.body));
     assert_eq!(fetched.json().unwrap(), node);
 
+    // The environment's init duration is a metric of the first invocation only (Lambda's
+    // own metrics have none), written as EMF under the service's namespace.
+    function.wait_until_idle(WAIT).await.unwrap();
+    let emf = output(&function);
+    let records: Vec<Value> = emf
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|record| record.get("brain2_lambda_init_duration_seconds").is_some())
+        .collect();
+    assert_eq!(records.len(), 1, "init duration records after two invocations:\n{emf}");
+    assert_eq!(records[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Brain2", "{}", records[0]);
+
     function.stop().await.unwrap();
 }
 
