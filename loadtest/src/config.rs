@@ -2,7 +2,6 @@
 //! passes through (every option is also a command-line flag).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use brain2::flags::Flags;
@@ -99,10 +98,6 @@ pub struct HarnessConfig {
 impl HarnessConfig {
     pub fn scenarios(&self) -> Vec<ScenarioName> {
         if self.scenarios.is_empty() { ScenarioName::ALL.to_vec() } else { self.scenarios.clone() }
-    }
-
-    pub fn duration(&self) -> Duration {
-        Duration::from_secs(self.duration_seconds as u64)
     }
 
     pub fn bulk_users(&self) -> usize {

@@ -2,7 +2,7 @@
 //! emulator, against local emulators of its own, and the size of its deployment zip.
 
 use anyhow::{Context, bail};
-use brain2_devstack::LocalAws;
+use brain2_devstack::{LocalAws, Provisioned};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -14,23 +14,17 @@ use crate::local_stack::LocalStack;
 use crate::package::lambda_zip_bytes;
 
 /// What the function's environment holds against local emulators: their endpoints, local
-/// credentials, and the service's own settings. The read cache is off so that every
-/// invocation reads DynamoDB, as a cold environment would.
+/// credentials, and the service's own settings for `table` (also the bus). The read cache is
+/// off so that every invocation reads DynamoDB, as a cold environment would.
 pub fn function_environment(
     aws: &LocalAws,
     table: &str,
-    dead_letter_queue: &str,
+    provisioned: &Provisioned,
     jwt_secret: &str,
 ) -> Vec<(String, String)> {
-    let settings = [
-        ("BRAIN2_TABLE", table),
-        ("BRAIN2_EVENT_BUS", table),
-        ("BRAIN2_JWT_SECRET", jwt_secret),
-        ("BRAIN2_EVENTS_DLQ_URL", dead_letter_queue),
-        ("BRAIN2_FLAG_READ_CACHE", "off"),
-    ]
-    .map(|(name, value)| (name.to_owned(), value.to_owned()));
-    aws.environment().into_iter().chain(settings).collect()
+    let settings = [("BRAIN2_JWT_SECRET", jwt_secret), ("BRAIN2_FLAG_READ_CACHE", "off")]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
+    aws.service_environment(table, table, provisioned).into_iter().chain(settings).collect()
 }
 
 /// The `lambda` section of the report: the release `brain2-lambda` under the Runtime API
@@ -67,7 +61,7 @@ pub async fn measure(config: &HarnessConfig, run_id: &str, jwt_secret: &str) -> 
     let aws = stack.aws();
     let table = format!("lt-lambda-{run_id}");
     let provisioned = aws.provision(&table, &table).await?;
-    let environment = function_environment(aws, &table, &provisioned.publish_dlq_url, jwt_secret);
+    let environment = function_environment(aws, &table, &provisioned, jwt_secret);
     let token = crate::run::local_token(config, jwt_secret, "lt-lambda")?;
     let headers = [("authorization", format!("Bearer {token}")), ("content-type", "application/json".to_owned())];
     let headers: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (*name, value.as_str())).collect();

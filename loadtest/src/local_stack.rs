@@ -8,7 +8,6 @@ use anyhow::Context;
 use brain2::bootstrap::{self, Adapters, Settings};
 use brain2::flags::Flags;
 use brain2_devstack::{LocalAws, Provisioned};
-use clap::Parser;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -54,28 +53,6 @@ impl LocalStack {
     }
 }
 
-impl ProfileResources {
-    /// What `brain2 serve --workers` needs to run on these resources.
-    pub fn server_environment(&self, aws: &LocalAws) -> Vec<(String, String)> {
-        let own = [
-            ("BRAIN2_TABLE", &self.table),
-            ("BRAIN2_EVENT_BUS", &self.bus),
-            ("BRAIN2_EVENTS_DLQ_URL", &self.provisioned.publish_dlq_url),
-            ("BRAIN2_CLEANUP_QUEUE_URL", &self.provisioned.cleanup_queue_url),
-            ("BRAIN2_SIMILARITY_QUEUE_URL", &self.provisioned.similarity_queue_url),
-        ]
-        .map(|(name, value)| (name.to_owned(), value.clone()));
-        aws.environment().into_iter().chain(own).collect()
-    }
-}
-
-/// The service's settings as a process would parse them.
-#[derive(Parser)]
-struct SeedServerCommand {
-    #[command(flatten)]
-    settings: Settings,
-}
-
 /// An API in this process for seeding only. Its flags are the optimized ones whatever the
 /// profile under test: the items written are the same, only the time to write them differs.
 /// Its events go to the seed bus, which has no rules, so the seed leaves the profile's
@@ -89,15 +66,14 @@ pub struct SeedServer {
 
 impl SeedServer {
     pub async fn start(aws: &LocalAws, resources: &ProfileResources, jwt_secret: &str) -> anyhow::Result<Self> {
-        let args = [
-            "seed".to_owned(),
+        let options = [
             format!("--table={}", resources.table),
             format!("--event-bus={}", resources.seed_bus),
             format!("--jwt-secret={jwt_secret}"),
             "--auth-mode=jwt".to_owned(),
             "--sim-rtt-ms=0".to_owned(),
         ];
-        let mut settings = SeedServerCommand::try_parse_from(args).context("the seed server's settings")?.settings;
+        let mut settings = Settings::from_options(options).context("the seed server's settings")?;
         settings.flags = Flags::OPTIMIZED.into();
         let (router, adapters) = bootstrap::build(&settings, &aws.factory()).await;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;

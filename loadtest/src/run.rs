@@ -142,7 +142,7 @@ async fn prepare_target(
     seeder.stop().await?;
     let fixture = fixture?;
     let brain2 = HarnessConfig::sibling_binary(&config.brain2_bin, "brain2")?;
-    let environment = resources.server_environment(stack.aws());
+    let environment = stack.aws().service_environment(&resources.table, &resources.bus, &resources.provisioned);
     let log = folder.join("server.log");
     let server = LocalServer::start(&brain2, &environment, profile, config.sim_rtt_ms, jwt_secret, &log).await?;
     let target = Target {

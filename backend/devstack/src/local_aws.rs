@@ -36,10 +36,6 @@ impl LocalAws {
         }
     }
 
-    pub fn endpoints(&self) -> &EndpointOverrides {
-        &self.endpoints
-    }
-
     /// The emulators this process started, if it started them.
     pub fn devstack(&self) -> Option<&DevStack> {
         self.devstack.as_ref()
@@ -63,6 +59,20 @@ impl LocalAws {
     /// reach these emulators through the SDK's own variables.
     pub fn environment(&self) -> Vec<(String, String)> {
         emulator_environment(&self.endpoints)
+    }
+
+    /// [`LocalAws::environment`] plus the service's settings naming what
+    /// [`LocalAws::provision`] created for `table` and `bus`.
+    pub fn service_environment(&self, table: &str, bus: &str, provisioned: &Provisioned) -> Vec<(String, String)> {
+        let settings = [
+            ("BRAIN2_TABLE", table),
+            ("BRAIN2_EVENT_BUS", bus),
+            ("BRAIN2_EVENTS_DLQ_URL", provisioned.publish_dlq_url.as_str()),
+            ("BRAIN2_CLEANUP_QUEUE_URL", provisioned.cleanup_queue_url.as_str()),
+            ("BRAIN2_SIMILARITY_QUEUE_URL", provisioned.similarity_queue_url.as_str()),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        self.environment().into_iter().chain(settings).collect()
     }
 }
 

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use brain2::adapters::aws::AwsClients;
 use brain2::domain::UserId;
 use brain2_devstack::{LocalAws, Provisioned};
 use brain2_loadtest::lambda_emulator::{LambdaFunction, api_gateway_v2_event, measure_cold_start, measure_warm_with};
@@ -43,13 +42,8 @@ fn start_stack() -> Stack {
     Stack { aws, table, provisioned }
 }
 
-/// SDK clients on the test's own runtime.
-async fn clients(stack: &Stack) -> AwsClients {
-    stack.aws.clients().await
-}
-
 fn function_env(stack: &Stack) -> Vec<(String, String)> {
-    function_environment(&stack.aws, &stack.table, &stack.provisioned.publish_dlq_url, JWT_SECRET)
+    function_environment(&stack.aws, &stack.table, &stack.provisioned, JWT_SECRET)
 }
 
 fn bearer_headers(user: &str) -> Vec<(&'static str, String)> {
@@ -66,7 +60,8 @@ fn event(method: &str, path: &str, headers: &[(&'static str, String)], body: Opt
 /// what was already published; the frozen function cannot publish anything meanwhile.
 async fn events_on_the_bus(stack: &Stack, wanted: impl Fn(&Value) -> bool) -> Vec<Value> {
     let queue = &stack.provisioned.events_queue_url;
-    let sqs = clients(stack).await.sqs;
+    // SDK clients on the test's own runtime.
+    let sqs = stack.aws.clients().await.sqs;
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut found = Vec::new();
     while Instant::now() < deadline && !found.iter().any(&wanted) {

@@ -64,7 +64,8 @@ pub struct Settings {
     pub logs: LogSettings,
 }
 
-/// The settings alone, for processes that take no arguments (the Lambda functions).
+/// The settings alone, without a command around them (the Lambda functions, in-process
+/// servers, tests).
 #[derive(Parser)]
 struct EnvironmentOnly {
     #[command(flatten)]
@@ -76,6 +77,18 @@ impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let program = std::env::args().next().unwrap_or_else(|| "brain2".to_owned());
         Ok(EnvironmentOnly::try_parse_from([program])?.settings)
+    }
+
+    /// From command-line options (`--table=t`, without the program name), then the
+    /// environment and the defaults, as `brain2 serve` would parse them: for servers built
+    /// in-process and for tests.
+    pub fn from_options<I, T>(options: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let program = std::iter::once(std::ffi::OsString::from("brain2"));
+        Ok(EnvironmentOnly::try_parse_from(program.chain(options.into_iter().map(Into::into)))?.settings)
     }
 
     /// The optimisation flags in force.
@@ -194,8 +207,8 @@ mod tests {
 
     use super::*;
 
-    fn settings(args: &[&str]) -> Result<Settings, clap::Error> {
-        EnvironmentOnly::try_parse_from(std::iter::once("brain2").chain(args.iter().copied())).map(|cli| cli.settings)
+    fn settings(args: &[&str]) -> Result<Settings, ConfigError> {
+        Settings::from_options(args)
     }
 
     #[test]

@@ -13,7 +13,6 @@ use brain2::bootstrap::{self, Settings};
 use brain2::domain::UserId;
 use brain2_cli::token;
 use brain2_devstack::LocalAws;
-use clap::Parser;
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -61,19 +60,11 @@ pub fn token(user: &str) -> String {
     token::issue(TEST_SECRET, &UserId::parse(user).unwrap(), 600).unwrap()
 }
 
-/// The service's settings parsed as a process would parse them.
-#[derive(Parser)]
-struct TestCommand {
-    #[command(flatten)]
-    settings: Settings,
-}
-
 /// Settings of an app on the shared stack, with extra options (e.g. `--profile=baseline`).
 pub fn settings_with(options: &[&str]) -> Settings {
     let stack = stack();
     let defaults = ["--table", &stack.table, "--event-bus", &stack.bus, "--jwt-secret", TEST_SECRET];
-    let arguments = std::iter::once("brain2-test").chain(defaults).chain(options.iter().copied());
-    TestCommand::try_parse_from(arguments).expect("valid test settings").settings
+    Settings::from_options(defaults.into_iter().chain(options.iter().copied())).expect("valid test settings")
 }
 
 /// `settings` moved to a table of the test's own, with the schema of the shared one.
