@@ -20,7 +20,8 @@ pub struct HarnessConfig {
     #[arg(long, env = "TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Profiles, comma-separated: `baseline`, `optimized`, or one of them with one flag
-    /// flipped: `optimized-no_batch_writes`, `baseline-with_read_cache`.
+    /// flipped: `optimized-no_batch_writes`, `baseline-with_read_cache`; `none` measures
+    /// only the Lambda function's figures.
     #[arg(long, env = "PROFILES", default_value = "baseline,optimized", value_delimiter = ',')]
     pub profiles: Vec<String>,
     /// Scenarios, comma-separated (default: all).
@@ -98,6 +99,12 @@ pub struct HarnessConfig {
 impl HarnessConfig {
     pub fn scenarios(&self) -> Vec<ScenarioName> {
         if self.scenarios.is_empty() { ScenarioName::ALL.to_vec() } else { self.scenarios.clone() }
+    }
+
+    /// The profiles to measure; none when `PROFILES=none`.
+    pub fn profile_specs(&self) -> anyhow::Result<Vec<ProfileSpec>> {
+        let names = self.profiles.iter().map(|name| name.trim()).filter(|name| *name != "none");
+        names.map(ProfileSpec::parse).collect()
     }
 
     pub fn bulk_users(&self) -> usize {
@@ -190,6 +197,15 @@ impl ProfileSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profiles_none_measures_no_profile() {
+        let config = |profiles: &str| HarnessConfig::try_parse_from(["brain2-loadtest", "--profiles", profiles]).unwrap();
+        assert!(config("none").profile_specs().unwrap().is_empty());
+        let names: Vec<String> = config("baseline,optimized").profile_specs().unwrap().into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["baseline", "optimized"]);
+        assert!(config("fastest").profile_specs().is_err());
+    }
 
     #[test]
     fn profiles_with_one_flag_flipped() {

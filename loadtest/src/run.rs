@@ -40,8 +40,7 @@ struct Target {
 }
 
 pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
-    let profiles: Vec<ProfileSpec> =
-        config.profiles.iter().map(|name| ProfileSpec::parse(name.trim())).collect::<Result<_, _>>()?;
+    let profiles = config.profile_specs()?;
     let scenarios = config.scenarios();
     std::fs::create_dir_all(&config.out)?;
     let jwt_secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());

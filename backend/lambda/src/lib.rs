@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use axum::Router;
-use brain2::adapters::aws::{ClientFactory, EndpointOverrides, SdkSource};
+use brain2::adapters::aws::{ClientFactory, EndpointOverrides, SdkSource, TrustRoots};
 use brain2::app::cleanup::Cleanup;
 use brain2::bootstrap::{ConfigError, Settings};
 use brain2::http::auth::AuthorizerClaims;
@@ -110,7 +110,8 @@ pub fn environment() -> Result<Environment, StartError> {
         .init()
         .map_err(|error| StartError::Metrics(error.to_string()))?;
     metric::describe();
-    let factory = ClientFactory::new(SdkSource::Environment, EndpointOverrides::default());
+    let factory =
+        ClientFactory::new(SdkSource::Environment, EndpointOverrides::default()).with_roots(TrustRoots::CompiledIn);
     Ok(Environment { started, settings, factory, metrics })
 }
 

@@ -32,17 +32,6 @@ fn timeouts() -> TimeoutConfig {
         .build()
 }
 
-pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(RegionProviderChain::default_provider().or_else(FALLBACK_REGION))
-        .timeout_config(timeouts())
-        // Adaptive retry adds client-side rate limiting on throttling, which is what
-        // keeps a burst of bulk writes from turning into a storm of retries.
-        .retry_config(RetryConfig::adaptive().with_max_attempts(3))
-        .load()
-        .await
-}
-
 /// Per-service endpoints set in code rather than the environment (tests point one
 /// process at several emulators this way). `None` keeps the SDK's own resolution.
 #[derive(Debug, Clone, Default)]
@@ -59,19 +48,6 @@ impl EndpointOverrides {
     }
 }
 
-/// SDK configuration for local emulators: they accept any credentials, but the SDK
-/// insists on having some, and must not go looking for real ones.
-pub async fn emulator_sdk_config() -> SdkConfig {
-    let credentials = aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "brain2-emulators");
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(FALLBACK_REGION))
-        .credentials_provider(credentials)
-        .timeout_config(timeouts())
-        .retry_config(RetryConfig::adaptive().with_max_attempts(3))
-        .load()
-        .await
-}
-
 /// Where credentials and region come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SdkSource {
@@ -81,6 +57,70 @@ pub enum SdkSource {
     Emulators,
 }
 
+/// The SDK configuration every client of the process starts from: region, credentials,
+/// explicit timeouts, adaptive retry and the HTTP client.
+async fn sdk_config(source: SdkSource, http: SharedHttpClient) -> SdkConfig {
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .timeout_config(timeouts())
+        // Adaptive retry adds client-side rate limiting on throttling, which is what
+        // keeps a burst of bulk writes from turning into a storm of retries.
+        .retry_config(RetryConfig::adaptive().with_max_attempts(3));
+    match source {
+        SdkSource::Environment => {
+            loader.region(RegionProviderChain::default_provider().or_else(FALLBACK_REGION)).load().await
+        }
+        // Emulators accept any credentials, but the SDK insists on having some, and must
+        // not go looking for real ones.
+        SdkSource::Emulators => {
+            let credentials =
+                aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "brain2-emulators");
+            loader.region(aws_config::Region::new(FALLBACK_REGION)).credentials_provider(credentials).load().await
+        }
+    }
+}
+
+/// The root certificates TLS connections to AWS trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrustRoots {
+    /// The machine's own, as the SDK loads them (every file of the system certificate
+    /// directory), so that a machine's private authorities, such as a company's TLS proxy,
+    /// keep working: the CLI and local servers.
+    #[default]
+    System,
+    /// Mozilla's root set compiled into the binary (`webpki-root-certs`), which AWS's
+    /// endpoints chain to: nothing read from disk at start. The Lambda functions, where
+    /// scanning the certificate directory was a large part of the cold start.
+    CompiledIn,
+}
+
+/// The compiled-in roots as one PEM bundle, the form the SDK's trust store takes.
+fn compiled_in_roots_pem() -> Vec<u8> {
+    use base64::Engine as _;
+    let mut pem = Vec::with_capacity(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() * 2_048);
+    for certificate in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        pem.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(certificate.as_ref()).as_bytes());
+        pem.extend_from_slice(b"\n-----END CERTIFICATE-----\n");
+    }
+    pem
+}
+
+/// The HTTPS client the SDK would pick by default (rustls on aws-lc), trusting `roots`.
+fn https_client(roots: TrustRoots) -> SharedHttpClient {
+    let builder = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
+    let context = match roots {
+        TrustRoots::System => tls::TlsContext::default(),
+        TrustRoots::CompiledIn => {
+            let store = tls::TrustStore::empty().with_native_roots(false).with_pem_certificate(compiled_in_roots_pem());
+            // Building the context only stores the bundle: it cannot fail today.
+            tls::TlsContext::builder().with_trust_store(store).build().unwrap_or_default()
+        }
+    };
+    builder.tls_context(context).build_https()
+}
+
 /// Builds the SDK clients of the process: with the cost interceptor on every client and,
 /// when configured, the simulated network under them.
 #[derive(Debug, Clone)]
@@ -88,11 +128,17 @@ pub struct ClientFactory {
     pub source: SdkSource,
     pub endpoints: EndpointOverrides,
     pub network: NetworkSimulation,
+    pub roots: TrustRoots,
 }
 
 impl ClientFactory {
     pub fn new(source: SdkSource, endpoints: EndpointOverrides) -> Self {
-        Self { source, endpoints, network: NetworkSimulation::default() }
+        Self { source, endpoints, network: NetworkSimulation::default(), roots: TrustRoots::default() }
+    }
+
+    pub fn with_roots(mut self, roots: TrustRoots) -> Self {
+        self.roots = roots;
+        self
     }
 
     pub fn with_network(mut self, network: NetworkSimulation) -> Self {
@@ -103,13 +149,12 @@ impl ClientFactory {
     /// Loads a fresh SDK configuration and builds new clients with their own connection
     /// pool: what the process does once, or (with `client_reuse` off) every request.
     pub async fn build(&self) -> AwsClients {
-        let sdk = match self.source {
-            SdkSource::Environment => load_sdk_config().await,
-            SdkSource::Emulators => emulator_sdk_config().await,
-        };
+        let http = https_client(self.roots);
+        let simulated = self.network.is_active().then(|| self.network.wrap(http.clone()));
+        let sdk = sdk_config(self.source, http).await;
         costs::record_client_built();
         metric::sdk_clients_built();
-        AwsClients::new(&sdk, &self.endpoints, &self.network)
+        AwsClients::new(&sdk, &self.endpoints, simulated.as_ref(), self.network.faults.is_some())
     }
 }
 
@@ -119,13 +164,6 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
     pub sqs: aws_sdk_sqs::Client,
-}
-
-/// The HTTP client the SDK would pick by default, built explicitly so it can be wrapped.
-fn default_http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
-        .build_https()
 }
 
 /// Retries for clients under injected faults. The simulation is there to prove that no
@@ -140,7 +178,7 @@ fn simulated_fault_retries() -> RetryConfig {
 }
 
 macro_rules! service_config {
-    ($sdk_crate:ident, $sdk:expr, $endpoint:expr, $http:expr, $partition:expr) => {{
+    ($sdk_crate:ident, $sdk:expr, $endpoint:expr, $simulated:expr, $partition:expr) => {{
         let mut builder = $sdk_crate::config::Builder::from($sdk).interceptor(CostInterceptor);
         if let Some(partition) = $partition {
             builder = builder.retry_partition(partition.clone()).retry_config(simulated_fault_retries());
@@ -150,7 +188,7 @@ macro_rules! service_config {
         if let Some(url) = $endpoint {
             builder.set_endpoint_url(Some(url.clone()));
         }
-        if let Some(http) = $http {
+        if let Some(http) = $simulated {
             builder.set_http_client(Some(http.clone()));
         }
         $sdk_crate::Client::from_conf(builder.build())
@@ -158,19 +196,17 @@ macro_rules! service_config {
 }
 
 impl AwsClients {
-    pub fn new(sdk: &SdkConfig, endpoints: &EndpointOverrides, network: &NetworkSimulation) -> Self {
-        let http = network.is_active().then(|| network.wrap(default_http_client()));
+    /// Clients on `sdk`; `simulated` replaces its HTTP client when the network is simulated.
+    fn new(sdk: &SdkConfig, endpoints: &EndpointOverrides, simulated: Option<&SharedHttpClient>, faults: bool) -> Self {
         // Adaptive retry slows a whole retry partition down after throttling, and the
         // default partition is shared by every client of the process: injected faults
         // must only slow down the clients that see them.
-        let partition = network
-            .faults
-            .as_ref()
-            .map(|_| RetryPartition::new(format!("brain2-simulated-{}", uuid::Uuid::new_v4().simple())));
+        let partition =
+            faults.then(|| RetryPartition::new(format!("brain2-simulated-{}", uuid::Uuid::new_v4().simple())));
         Self {
-            dynamodb: service_config!(aws_sdk_dynamodb, sdk, &endpoints.dynamodb, &http, &partition),
-            eventbridge: service_config!(aws_sdk_eventbridge, sdk, &endpoints.eventbridge, &http, &partition),
-            sqs: service_config!(aws_sdk_sqs, sdk, &endpoints.sqs, &http, &partition),
+            dynamodb: service_config!(aws_sdk_dynamodb, sdk, &endpoints.dynamodb, simulated, &partition),
+            eventbridge: service_config!(aws_sdk_eventbridge, sdk, &endpoints.eventbridge, simulated, &partition),
+            sqs: service_config!(aws_sdk_sqs, sdk, &endpoints.sqs, simulated, &partition),
         }
     }
 }
@@ -193,4 +229,22 @@ pub fn dynamodb_client(shared: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::C
 /// The EventBridge client to use now: the request's own, or else the shared one.
 pub fn eventbridge_client(shared: &aws_sdk_eventbridge::Client) -> aws_sdk_eventbridge::Client {
     REQUEST_CLIENTS.try_with(|clients| clients.eventbridge.clone()).unwrap_or_else(|_| shared.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    use super::*;
+
+    #[test]
+    fn compiled_in_roots_pem_decodes_to_every_compiled_in_root_in_order() {
+        let pem = compiled_in_roots_pem();
+        // The parser the SDK's rustls trust store reads the bundle with.
+        let decoded: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().expect("the bundle is valid PEM");
+        assert!(decoded.len() > 100, "only {} roots", decoded.len());
+        assert_eq!(decoded, webpki_root_certs::TLS_SERVER_ROOT_CERTS);
+    }
 }
