@@ -9,7 +9,8 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use serde_json::Value;
+use aws_sdk_dynamodb::types::ConsumedCapacity;
+use aws_smithy_runtime_api::client::interceptors::context::Output;
 
 use crate::costs;
 use crate::telemetry::metric;
@@ -17,16 +18,37 @@ use crate::telemetry::metric;
 #[derive(Debug, Default, Clone)]
 pub struct CostInterceptor;
 
-/// `CapacityUnits` of a DynamoDB response body: one `ConsumedCapacity` object, or a list of
-/// them (batch and transaction operations, one per table).
-pub fn consumed_capacity(body: &[u8]) -> f64 {
-    let Ok(json) = serde_json::from_slice::<Value>(body) else { return 0.0 };
-    let units = |entry: &Value| entry.get("CapacityUnits").and_then(Value::as_f64).unwrap_or(0.0);
-    match json.get("ConsumedCapacity") {
-        Some(Value::Array(entries)) => entries.iter().map(units).sum(),
-        Some(entry) => units(entry),
-        None => 0.0,
+/// `CapacityUnits` DynamoDB reported in an operation's output: one `ConsumedCapacity`, or
+/// one per table for batch and transaction operations. Read from the output the SDK has
+/// already deserialized: parsing the response body a second time cost every call as much
+/// as a small request's own handling. Other outputs (and errors) report none.
+pub fn consumed_capacity(output: &Output) -> f64 {
+    use aws_sdk_dynamodb::operation::{
+        batch_get_item::BatchGetItemOutput, batch_write_item::BatchWriteItemOutput, delete_item::DeleteItemOutput,
+        get_item::GetItemOutput, put_item::PutItemOutput, query::QueryOutput, scan::ScanOutput,
+        transact_get_items::TransactGetItemsOutput, transact_write_items::TransactWriteItemsOutput,
+        update_item::UpdateItemOutput,
+    };
+    fn units(capacity: &ConsumedCapacity) -> f64 {
+        capacity.capacity_units().unwrap_or(0.0)
     }
+    macro_rules! single_table {
+        ($($output:ty),*) => {$(
+            if let Some(output) = output.downcast_ref::<$output>() {
+                return output.consumed_capacity().map_or(0.0, units);
+            }
+        )*};
+    }
+    macro_rules! per_table {
+        ($($output:ty),*) => {$(
+            if let Some(output) = output.downcast_ref::<$output>() {
+                return output.consumed_capacity().iter().map(units).sum();
+            }
+        )*};
+    }
+    single_table!(GetItemOutput, QueryOutput, PutItemOutput, UpdateItemOutput, DeleteItemOutput, ScanOutput);
+    per_table!(BatchGetItemOutput, BatchWriteItemOutput, TransactWriteItemsOutput, TransactGetItemsOutput);
+    0.0
 }
 
 impl Intercept for CostInterceptor {
@@ -56,9 +78,8 @@ impl Intercept for CostInterceptor {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let is_dynamodb = cfg.load::<Metadata>().is_some_and(|metadata| metadata.service() == "DynamoDB");
-        // By now the orchestrator has read the (non-streaming) body into memory.
-        if is_dynamodb && let Some(body) = context.response().body().bytes() {
-            let units = consumed_capacity(body);
+        if is_dynamodb && let Ok(output) = context.output_or_error() {
+            let units = consumed_capacity(output);
             metric::dynamodb_capacity(units);
             costs::record_capacity(units);
         }
@@ -68,14 +89,23 @@ impl Intercept for CostInterceptor {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
+
     use super::*;
 
+    fn capacity(units: f64) -> ConsumedCapacity {
+        ConsumedCapacity::builder().table_name("t").capacity_units(units).build()
+    }
+
     #[test]
-    fn reads_single_and_listed_capacity() {
-        assert_eq!(consumed_capacity(br#"{"ConsumedCapacity":{"TableName":"t","CapacityUnits":1.5}}"#), 1.5);
-        let listed = br#"{"ConsumedCapacity":[{"CapacityUnits":2.0},{"CapacityUnits":0.5}],"UnprocessedItems":{}}"#;
-        assert_eq!(consumed_capacity(listed), 2.5);
-        assert_eq!(consumed_capacity(b"{}"), 0.0);
-        assert_eq!(consumed_capacity(b"not json"), 0.0);
+    fn reads_single_and_per_table_capacity_from_typed_outputs() {
+        let single = GetItemOutput::builder().consumed_capacity(capacity(1.5)).build();
+        assert_eq!(consumed_capacity(&Output::erase(single)), 1.5);
+        let listed = BatchWriteItemOutput::builder().consumed_capacity(capacity(2.0)).consumed_capacity(capacity(0.5)).build();
+        assert_eq!(consumed_capacity(&Output::erase(listed)), 2.5);
+        assert_eq!(consumed_capacity(&Output::erase(GetItemOutput::builder().build())), 0.0);
+        assert_eq!(consumed_capacity(&Output::erase(PutEventsOutput::builder().build())), 0.0);
     }
 }
