@@ -2,7 +2,9 @@
 
 use brain2::bootstrap;
 
-#[tokio::main]
+// One thread: a function gets a fraction of a core, and a second scheduler thread only
+// adds wake-ups between threads (docs/performance.md measures both).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let environment = brain2_lambda::environment()?;
     let (router, adapters) = bootstrap::build(&environment.settings, &environment.factory).await;

@@ -4,7 +4,9 @@
 use brain2::bootstrap::Adapters;
 use brain2::worker::Worker;
 
-#[tokio::main]
+// One thread: a function gets a fraction of a core, and a second scheduler thread only
+// adds wake-ups between threads (docs/performance.md measures both).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let environment = brain2_lambda::environment()?;
     let adapters = Adapters::new(&environment.settings, environment.factory.build().await);
