@@ -195,7 +195,8 @@ pub async fn read(
 
 /// A CloudWatch client from the SDK's default chain (credentials, region, endpoint).
 pub async fn client() -> Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let http = brain2::adapters::aws::https_client(brain2::adapters::aws::TrustRoots::System);
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).load().await;
     Client::new(&config)
 }
 

@@ -106,10 +106,10 @@ fn compiled_in_roots_pem() -> Vec<u8> {
     pem
 }
 
-/// The HTTPS client the SDK would pick by default (rustls on aws-lc), trusting `roots`.
-fn https_client(roots: TrustRoots) -> SharedHttpClient {
+/// The HTTPS client of every SDK client: rustls on ring, trusting `roots`.
+pub fn https_client(roots: TrustRoots) -> SharedHttpClient {
     let builder = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring));
     let context = match roots {
         TrustRoots::System => tls::TlsContext::default(),
         TrustRoots::CompiledIn => {
