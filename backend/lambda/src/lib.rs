@@ -3,6 +3,7 @@
 //! Lambda event types; metrics leave as CloudWatch Embedded Metric Format lines, flushed
 //! after every invocation before the environment freezes.
 
+use std::io::Write as _;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
@@ -116,9 +117,12 @@ pub fn environment() -> Result<Environment, StartError> {
 }
 
 /// Writes the figures of the invocation that just ended as EMF lines on stdout, where
-/// CloudWatch Logs turns them into metrics without an API call.
+/// CloudWatch Logs turns them into metrics without an API call: all of them in one write,
+/// where stdout's line buffering would make one system call per line (per label set).
 fn flush_metrics(metrics: &Collector) {
-    if let Err(error) = metrics.flush(std::io::stdout()) {
+    let mut lines = Vec::with_capacity(4_096);
+    let written = metrics.flush(&mut lines).and_then(|()| std::io::stdout().lock().write_all(&lines));
+    if let Err(error) = written {
         tracing::warn!(%error, "metrics were not written");
     }
 }

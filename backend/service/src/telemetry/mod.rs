@@ -6,7 +6,10 @@
 pub mod metric;
 
 use clap::{Args, ValueEnum};
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt;
+use tracing_subscriber::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -19,7 +22,8 @@ pub struct LogSettings {
     /// Log line format; always JSON in Lambda.
     #[arg(long, env = "BRAIN2_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Log filter in `tracing` directives, e.g. `info` or `brain2=debug,info`.
+    /// Log filter: comma-separated `target=level` directives and a default level, e.g.
+    /// `info` or `brain2=debug,info`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
 }
@@ -30,13 +34,13 @@ pub fn running_in_lambda() -> bool {
 
 /// Installs the global subscriber.
 pub fn init(settings: &LogSettings) {
-    let filter = EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter: Targets = settings.log_filter.parse().unwrap_or_else(|_| Targets::new().with_default(Level::INFO));
     let json = running_in_lambda() || settings.log_format == LogFormat::Json;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let registry = tracing_subscriber::registry().with(filter);
     // `try_init` because tests may install a subscriber more than once per process.
     let _ = if json {
-        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+        registry.with(fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false)).try_init()
     } else {
-        builder.try_init()
+        registry.with(fmt::layer()).try_init()
     };
 }
