@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use clap::Args;
 
+use crate::adapters::aws::LazyClient;
 use crate::app::cleanup::Cleanup;
 use crate::app::similarity::{NoteChange, SimilarityWorker};
 use crate::config::seconds;
@@ -161,7 +162,7 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 pub async fn run_in_process(
     workers: Vec<(Worker, String)>,
     cleanup: Arc<Cleanup>,
-    sqs: aws_sdk_sqs::Client,
+    sqs: LazyClient<aws_sdk_sqs::Client>,
     grace: Duration,
 ) {
     let mut poll = tokio::time::interval(POLL_INTERVAL);

@@ -2,6 +2,7 @@
 //! Endpoints come from the SDK's own variables (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`,
 //! ...), so real AWS, LocalStack and local emulators need no code changes.
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use aws_config::meta::region::RegionProviderChain;
@@ -158,12 +159,16 @@ impl ClientFactory {
     }
 }
 
+/// A client built the first time it is used: the API needs SQS only to dead-letter an
+/// event, so a Lambda cold start does not pay for it. Clones share the one client.
+pub type LazyClient<C> = Arc<LazyLock<C, Box<dyn FnOnce() -> C + Send>>>;
+
 /// The clients of one process: built once and shared, so connections are kept alive.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
-    pub sqs: aws_sdk_sqs::Client,
+    pub sqs: LazyClient<aws_sdk_sqs::Client>,
 }
 
 /// Retries for clients under injected faults. The simulation is there to prove that no
@@ -206,7 +211,12 @@ impl AwsClients {
         Self {
             dynamodb: service_config!(aws_sdk_dynamodb, sdk, &endpoints.dynamodb, simulated, &partition),
             eventbridge: service_config!(aws_sdk_eventbridge, sdk, &endpoints.eventbridge, simulated, &partition),
-            sqs: service_config!(aws_sdk_sqs, sdk, &endpoints.sqs, simulated, &partition),
+            sqs: {
+                let (sdk, endpoint, simulated) = (sdk.clone(), endpoints.sqs.clone(), simulated.cloned());
+                Arc::new(LazyLock::new(Box::new(move || {
+                    service_config!(aws_sdk_sqs, &sdk, &endpoint, &simulated, &partition)
+                })))
+            },
         }
     }
 }

@@ -8,7 +8,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::{Value, json};
 
-use crate::adapters::aws::eventbridge_client;
+use crate::adapters::aws::{LazyClient, eventbridge_client};
 use crate::adapters::aws::retry::EVENT_RETRY;
 use crate::domain::DomainEvent;
 use crate::domain::events::EventKind;
@@ -84,7 +84,7 @@ pub fn into_calls(entries: Vec<PutEventsRequestEntry>, per_call: usize) -> Vec<V
 #[derive(Clone)]
 pub struct EventBridgePublisher {
     client: Client,
-    sqs: aws_sdk_sqs::Client,
+    sqs: LazyClient<aws_sdk_sqs::Client>,
     bus: String,
     dead_letter_queue: Option<String>,
     entries_per_call: usize,
@@ -95,7 +95,7 @@ impl EventBridgePublisher {
     /// old backend did.
     pub fn new(
         client: Client,
-        sqs: aws_sdk_sqs::Client,
+        sqs: LazyClient<aws_sdk_sqs::Client>,
         bus: impl Into<String>,
         dead_letter_queue: Option<String>,
         batched: bool,
