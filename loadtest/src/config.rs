@@ -200,9 +200,11 @@ mod tests {
 
     #[test]
     fn profiles_none_measures_no_profile() {
-        let config = |profiles: &str| HarnessConfig::try_parse_from(["brain2-loadtest", "--profiles", profiles]).unwrap();
+        let config =
+            |profiles: &str| HarnessConfig::try_parse_from(["brain2-loadtest", "--profiles", profiles]).unwrap();
         assert!(config("none").profile_specs().unwrap().is_empty());
-        let names: Vec<String> = config("baseline,optimized").profile_specs().unwrap().into_iter().map(|p| p.name).collect();
+        let names: Vec<String> =
+            config("baseline,optimized").profile_specs().unwrap().into_iter().map(|p| p.name).collect();
         assert_eq!(names, ["baseline", "optimized"]);
         assert!(config("fastest").profile_specs().is_err());
     }

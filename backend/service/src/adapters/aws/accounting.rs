@@ -1,16 +1,16 @@
 //! The SDK interceptor that feeds the per-request cost ledger: one call per operation
 //! (retries included in the one call, as the caller sees it) and DynamoDB's consumed capacity.
 
+use aws_sdk_dynamodb::types::ConsumedCapacity;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::Output;
 use aws_smithy_runtime_api::client::interceptors::context::{
     AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use aws_sdk_dynamodb::types::ConsumedCapacity;
-use aws_smithy_runtime_api::client::interceptors::context::Output;
 
 use crate::costs;
 use crate::telemetry::metric;
@@ -103,7 +103,8 @@ mod tests {
     fn reads_single_and_per_table_capacity_from_typed_outputs() {
         let single = GetItemOutput::builder().consumed_capacity(capacity(1.5)).build();
         assert_eq!(consumed_capacity(&Output::erase(single)), 1.5);
-        let listed = BatchWriteItemOutput::builder().consumed_capacity(capacity(2.0)).consumed_capacity(capacity(0.5)).build();
+        let listed =
+            BatchWriteItemOutput::builder().consumed_capacity(capacity(2.0)).consumed_capacity(capacity(0.5)).build();
         assert_eq!(consumed_capacity(&Output::erase(listed)), 2.5);
         assert_eq!(consumed_capacity(&Output::erase(GetItemOutput::builder().build())), 0.0);
         assert_eq!(consumed_capacity(&Output::erase(PutEventsOutput::builder().build())), 0.0);

@@ -5,7 +5,6 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -68,8 +67,15 @@ async fn sdk_config(source: SdkSource, http: SharedHttpClient) -> SdkConfig {
         // keeps a burst of bulk writes from turning into a storm of retries.
         .retry_config(RetryConfig::adaptive().with_max_attempts(3));
     match source {
+        // The loader's own region chain (environment, profile, instance metadata) uses the
+        // HTTP client given above; a region chain built apart would have none.
         SdkSource::Environment => {
-            loader.region(RegionProviderChain::default_provider().or_else(FALLBACK_REGION)).load().await
+            let sdk = loader.load().await;
+            if sdk.region().is_some() {
+                sdk
+            } else {
+                sdk.into_builder().region(aws_config::Region::new(FALLBACK_REGION)).build()
+            }
         }
         // Emulators accept any credentials, but the SDK insists on having some, and must
         // not go looking for real ones.

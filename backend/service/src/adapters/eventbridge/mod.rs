@@ -8,8 +8,8 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::{Value, json};
 
-use crate::adapters::aws::{LazyClient, eventbridge_client};
 use crate::adapters::aws::retry::EVENT_RETRY;
+use crate::adapters::aws::{LazyClient, eventbridge_client};
 use crate::domain::DomainEvent;
 use crate::domain::events::EventKind;
 use crate::ports::{EventPublisher, PublishError};
