@@ -113,17 +113,21 @@ fn compiled_in_roots_pem() -> Vec<u8> {
     pem
 }
 
+/// The TLS context trusting the compiled-in roots, encoded once per process: with
+/// `client_reuse` off, clients (and so this context) are built for every request.
+static COMPILED_IN_CONTEXT: LazyLock<tls::TlsContext> = LazyLock::new(|| {
+    let store = tls::TrustStore::empty().with_native_roots(false).with_pem_certificate(compiled_in_roots_pem());
+    // Building the context only stores the bundle: it cannot fail today.
+    tls::TlsContext::builder().with_trust_store(store).build().unwrap_or_default()
+});
+
 /// The HTTPS client of every SDK client: rustls on ring, trusting `roots`.
 pub fn https_client(roots: TrustRoots) -> SharedHttpClient {
     let builder = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring));
     let context = match roots {
         TrustRoots::System => tls::TlsContext::default(),
-        TrustRoots::CompiledIn => {
-            let store = tls::TrustStore::empty().with_native_roots(false).with_pem_certificate(compiled_in_roots_pem());
-            // Building the context only stores the bundle: it cannot fail today.
-            tls::TlsContext::builder().with_trust_store(store).build().unwrap_or_default()
-        }
+        TrustRoots::CompiledIn => COMPILED_IN_CONTEXT.clone(),
     };
     builder.tls_context(context).build_https()
 }
