@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { Brain2Stack, stackNameFor, stubDirFor } from '../lib/brain2-stack';
+import { Brain2Stack, STACK_DESCRIPTIONS, stackNameFor, stubDirFor } from '../lib/brain2-stack';
 import { readConfig } from '../lib/config';
 
 const app = new App();
@@ -9,13 +9,14 @@ const config = readConfig(app.node);
 const stack = new Brain2Stack(app, stackNameFor(config.prefix), {
   config,
   stubDir: stubDirFor(app.outdir),
-  description: 'Brain2 knowledge graph backend: table, API, events, workers, dashboards and alarms',
+  description: STACK_DESCRIPTIONS[config.target],
   // No env: the template is the same whoever synthesizes it, and deploys to the
   // account and region of the credentials in use.
 });
-if (stack.assets.stubs.length > 0) {
+const stubs = stack.service?.assets.stubs ?? [];
+if (stubs.length > 0) {
   process.stderr.write(
-    `brain2: stub code for ${stack.assets.stubs.join(', ')} (no zip in ${config.lambdaAssets}); ` +
+    `brain2: stub code for ${stubs.join(', ')} (no zip in ${config.lambdaAssets}); ` +
       'this template cannot be deployed\n',
   );
 }

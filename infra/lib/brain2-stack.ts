@@ -3,7 +3,7 @@ import { Aws, CfnOutput, CfnRule, Fn, Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { AlarmSpec, loadAlarms } from './alarm-spec';
 import { LambdaAssets } from './assets';
-import { Brain2Config } from './config';
+import { Brain2Config, DeployTarget } from './config';
 import { Api } from './constructs/api';
 import { Authentication } from './constructs/auth';
 import { Compute, visibilityTimeout } from './constructs/compute';
@@ -13,6 +13,7 @@ import { Brain2Table } from './constructs/table';
 import { DASHBOARDS_DIR } from './paths';
 import { Placeholders } from './placeholders';
 import { TableSchema, indexNamed, loadTableSchema } from './schema';
+import { synthesizerFor } from './synthesizer';
 
 export interface Brain2StackProps extends StackProps {
   readonly config: Brain2Config;
@@ -23,26 +24,47 @@ export interface Brain2StackProps extends StackProps {
   readonly dashboardsDir?: string;
 }
 
+/** The stack's description on each target. */
+export const STACK_DESCRIPTIONS: Readonly<Record<DeployTarget, string>> = {
+  aws: 'Brain2 knowledge graph backend: table, API, events, workers, dashboards and alarms',
+  localstack: 'Brain2 data plane for LocalStack: table, event bus, rules, worker queues and dead-letter queues',
+};
+
+/**
+ * What runs the service's code and what fronts and watches it: the functions, the
+ * authentication and the REST API in front of them, and the dashboards and alarms. Only the
+ * `aws` target has it.
+ */
+export interface ServicePlane {
+  readonly auth: Authentication;
+  readonly assets: LambdaAssets;
+  readonly compute: Compute;
+  readonly api: Api;
+  readonly placeholders: Placeholders;
+  readonly observability: Observability;
+}
+
 /**
  * Brain2 in one stack: the table (schema/table.json), the bus with the workers' queues,
  * the three functions, the REST API, and the dashboards and alarms of dashboards/ and
  * alarms/. Each concern is one construct; later ones (stream consumers, a WebSocket API,
  * a cache, the chat endpoint) take the ones they need as props.
+ *
+ * The `localstack` target builds the table and the messaging alone, with the same
+ * constructs, and deploys without `cdk bootstrap` (`synthesizerFor`).
  */
 export class Brain2Stack extends Stack {
+  readonly target: DeployTarget;
   readonly data: Brain2Table;
   readonly messaging: Messaging;
-  readonly auth: Authentication;
-  readonly compute: Compute;
-  readonly api: Api;
-  readonly observability: Observability;
-  readonly placeholders: Placeholders;
-  readonly assets: LambdaAssets;
+  /** Undefined on the `localstack` target. */
+  readonly service?: ServicePlane;
 
   constructor(scope: Construct, id: string, props: Brain2StackProps) {
-    super(scope, id, props);
+    super(scope, id, { ...props, synthesizer: props.synthesizer ?? synthesizerFor(props.config.target) });
     const { config } = props;
     const schema = props.schema ?? loadTableSchema();
+    this.target = config.target;
 
     this.data = new Brain2Table(this, 'Data', { schema });
     this.messaging = new Messaging(this, 'Messaging', {
@@ -50,49 +72,58 @@ export class Brain2Stack extends Stack {
       cleanupVisibilityTimeout: visibilityTimeout(config.cleanup),
       similarityVisibilityTimeout: visibilityTimeout(config.similarity),
     });
-    this.auth = new Authentication(this, 'Auth', {
+    if (config.target === 'aws') {
+      this.service = this.servicePlane(props, schema);
+    }
+    this.outputs();
+  }
+
+  /** The constructs of the service plane, created directly in the stack (their logical ids depend on it). */
+  private servicePlane(props: Brain2StackProps, schema: TableSchema): ServicePlane {
+    const { config } = props;
+    const auth = new Authentication(this, 'Auth', {
       prefix: config.prefix,
       mode: config.authMode,
       jwtSecretName: config.jwtSecretName,
     });
-    this.assets = new LambdaAssets(config.lambdaAssets, config.allowStubAssets, props.stubDir);
-    this.compute = new Compute(this, 'Compute', {
+    const assets = new LambdaAssets(config.lambdaAssets, config.allowStubAssets, props.stubDir);
+    const compute = new Compute(this, 'Compute', {
       config,
-      assets: this.assets,
+      assets,
       table: this.data,
       messaging: this.messaging,
-      auth: this.auth,
+      auth,
     });
-    this.api = new Api(this, 'Api', { config, handler: this.compute.api.function, auth: this.auth });
+    const api = new Api(this, 'Api', { config, handler: compute.api.function, auth });
 
-    this.placeholders = new Placeholders(this.placeholderValues(schema));
-    this.observability = new Observability(this, 'Observability', {
+    const placeholders = new Placeholders(this.placeholderValues(schema, compute, api));
+    const observability = new Observability(this, 'Observability', {
       prefix: config.prefix,
-      placeholders: this.placeholders,
+      placeholders,
       alarms: props.alarms ?? loadAlarms(),
       dashboardsDir: props.dashboardsDir ?? DASHBOARDS_DIR,
       runbookBaseUrl: config.runbookBaseUrl,
       alarmEmail: config.alarmEmail,
     });
 
-    if (this.assets.stubs.length > 0) {
+    if (assets.stubs.length > 0) {
       // CloudFormation evaluates rules before it changes anything: a template built from
       // stubs is refused by any deploy, whatever command started it.
       new CfnRule(this, 'RefuseStubAssets', {
         assertions: [
           {
             assert: Fn.conditionEquals('stub', 'built'),
-            assertDescription: `Built with stub function code for ${this.assets.stubs.join(', ')}: run make deploy, which builds the zips`,
+            assertDescription: `Built with stub function code for ${assets.stubs.join(', ')}: run make deploy, which builds the zips`,
           },
         ],
       });
     }
-    this.outputs();
+    return { auth, assets, compute, api, placeholders, observability };
   }
 
   /** Every name the dashboard and alarm files may use as `${Name}`. */
-  private placeholderValues(schema: TableSchema): Record<string, string> {
-    const { compute, messaging, api, data } = this;
+  private placeholderValues(schema: TableSchema, compute: Compute, api: Api): Record<string, string> {
+    const { messaging, data } = this;
     return {
       Region: Aws.REGION,
       ApiFunctionName: compute.api.function.functionName,
@@ -120,39 +151,59 @@ export class Brain2Stack extends Stack {
     };
   }
 
+  /**
+   * The outputs scripts read from `cdk deploy --outputs-file`: the data plane's on both
+   * targets, then the service plane's, or on `localstack` the worker queues' URLs.
+   */
   private outputs(): void {
-    const url = `${this.api.restApi.url}api/v1`;
-    new CfnOutput(this, 'ApiUrl', { value: url, description: 'Base URL of the API (TARGET_URL of make loadtest)' });
+    const { data, messaging } = this;
     new CfnOutput(this, 'TableName', {
-      value: this.data.table.tableName,
+      value: data.table.tableName,
       description: 'CLOUDWATCH_TABLE of make loadtest CLOUDWATCH=1',
     });
+    new CfnOutput(this, 'EventBusName', { value: messaging.bus.eventBusName });
+    new CfnOutput(this, 'PublishDeadLetterQueueUrl', { value: messaging.publishDeadLetterQueue.queueUrl });
+    if (this.service) {
+      this.serviceOutputs(this.service);
+    } else {
+      // No function consumes these queues here: whatever runs against this stack reads them
+      // in the workers' place.
+      new CfnOutput(this, 'CleanupQueueUrl', { value: messaging.cleanup.queue.queueUrl });
+      new CfnOutput(this, 'CleanupDeadLetterQueueUrl', { value: messaging.cleanup.deadLetterQueue.queueUrl });
+      new CfnOutput(this, 'SimilarityQueueUrl', { value: messaging.similarity.queue.queueUrl });
+      new CfnOutput(this, 'SimilarityDeadLetterQueueUrl', { value: messaging.similarity.deadLetterQueue.queueUrl });
+    }
+  }
+
+  private serviceOutputs({ api, compute, auth, observability }: ServicePlane): void {
+    new CfnOutput(this, 'ApiUrl', {
+      value: `${api.restApi.url}api/v1`,
+      description: 'Base URL of the API (TARGET_URL of make loadtest)',
+    });
     new CfnOutput(this, 'ApiFunctionName', {
-      value: this.compute.api.function.functionName,
+      value: compute.api.function.functionName,
       description: 'CLOUDWATCH_FUNCTION of make loadtest CLOUDWATCH=1',
     });
     new CfnOutput(this, 'RestApiName', {
-      value: this.api.restApi.restApiName,
+      value: api.restApi.restApiName,
       description: 'CLOUDWATCH_API of make loadtest CLOUDWATCH=1',
     });
     new CfnOutput(this, 'StageName', {
-      value: this.api.stage.stageName,
+      value: api.stage.stageName,
       description: 'CLOUDWATCH_STAGE of make loadtest CLOUDWATCH=1',
     });
-    new CfnOutput(this, 'EventBusName', { value: this.messaging.bus.eventBusName });
-    new CfnOutput(this, 'AlarmTopicArn', { value: this.observability.topic.topicArn });
-    new CfnOutput(this, 'PublishDeadLetterQueueUrl', { value: this.messaging.publishDeadLetterQueue.queueUrl });
-    if (this.auth.userPool && this.auth.userPoolClient) {
-      new CfnOutput(this, 'UserPoolId', { value: this.auth.userPool.userPoolId });
-      new CfnOutput(this, 'UserPoolClientId', { value: this.auth.userPoolClient.userPoolClientId });
+    new CfnOutput(this, 'AlarmTopicArn', { value: observability.topic.topicArn });
+    if (auth.userPool && auth.userPoolClient) {
+      new CfnOutput(this, 'UserPoolId', { value: auth.userPool.userPoolId });
+      new CfnOutput(this, 'UserPoolClientId', { value: auth.userPoolClient.userPoolClientId });
     }
-    if (this.auth.jwtSecretId) {
+    if (auth.jwtSecretId) {
       new CfnOutput(this, 'JwtSecret', {
-        value: this.auth.jwtSecretId,
+        value: auth.jwtSecretId,
         description: 'Secrets Manager secret that signs bearer tokens (read it to run brain2 token)',
       });
     }
-    const dashboards = [...this.observability.dashboards.values()].map((dashboard) => dashboard.dashboardName!);
+    const dashboards = [...observability.dashboards.values()].map((dashboard) => dashboard.dashboardName!);
     new CfnOutput(this, 'Dashboards', { value: dashboards.join(', ') });
   }
 }

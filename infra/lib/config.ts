@@ -14,6 +14,17 @@ export type AuthMode = 'cognito' | 'jwt';
 
 export type Architecture = 'arm64' | 'x86_64';
 
+/**
+ * Where the stack is deployed.
+ * - `aws`: the whole stack.
+ * - `localstack`: the data plane alone (the table, the bus, its rules and the queues), for
+ *   LocalStack's community edition without a container engine, which cannot run functions;
+ *   an integration suite plays the functions' part against it.
+ */
+export type DeployTarget = 'aws' | 'localstack';
+
+export const DEPLOY_TARGETS: readonly DeployTarget[] = ['aws', 'localstack'];
+
 export interface FunctionSizing {
   readonly memoryMb: number;
   readonly timeoutSeconds: number;
@@ -23,6 +34,8 @@ export interface FunctionSizing {
 
 /** Every deploy-time choice of the stack, read from CDK context (`-c key=value` or cdk.json). */
 export interface Brain2Config {
+  /** What the stack holds and how it is deployed; see `DeployTarget`. */
+  readonly target: DeployTarget;
   /** Name prefix of the bus, queues, rules, functions, API, alarms and dashboards. */
   readonly prefix: string;
   /** Directory with `<bin>/bootstrap.zip` per function (cargo lambda's output). */
@@ -167,6 +180,7 @@ export function readConfig(node: Node): Brain2Config {
   }
   const lambdaAssets = context.optionalString('lambdaAssets') ?? process.env.BRAIN2_LAMBDA_ASSETS;
   return {
+    target: context.oneOf<DeployTarget>('target', 'aws', DEPLOY_TARGETS),
     prefix,
     lambdaAssets: lambdaAssets ? path.resolve(REPO_ROOT, lambdaAssets) : DEFAULT_LAMBDA_ASSETS,
     allowStubAssets: context.boolean('allowStubAssets', false),

@@ -1,6 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { AUTHORIZATION_CACHE_KEY } from '../lib/constructs/api';
-import { logicalId, ofType, only, references, synthesize, Synthesized } from './helpers';
+import { logicalId, ofType, only, references, serviceOf, synthesize, Synthesized } from './helpers';
 import { routerRoutes } from './service-source';
 
 let synth: Synthesized;
@@ -8,7 +8,7 @@ let apiFunctionId: string;
 
 beforeAll(() => {
   synth = synthesize();
-  apiFunctionId = logicalId(synth.stack, synth.stack.compute.api.function);
+  apiFunctionId = logicalId(synth.stack, serviceOf(synth).compute.api.function);
 });
 
 /** Every API Gateway resource's full path, by logical id. */
@@ -88,7 +88,7 @@ test('the stage has a 0.5 GB cache cluster, X-Ray, throttling and JSON access lo
   expect(stage.Properties).toMatchObject({ StageName: 'prod', CacheClusterEnabled: true, CacheClusterSize: '0.5', TracingEnabled: true });
   const all = stage.Properties.MethodSettings.find((s: any) => s.ResourcePath === '/*' && s.HttpMethod === '*');
   expect(all).toMatchObject({ CachingEnabled: false, ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200, LoggingLevel: 'ERROR', DataTraceEnabled: false });
-  const accessLogs = logicalId(synth.stack, synth.stack.api.accessLogs);
+  const accessLogs = logicalId(synth.stack, serviceOf(synth).api.accessLogs);
   expect([...references(stage.Properties.AccessLogSetting.DestinationArn)]).toContain(accessLogs);
   const format = JSON.parse(stage.Properties.AccessLogSetting.Format);
   expect(format).toMatchObject({ requestId: '$context.requestId', status: '$context.status', resourcePath: '$context.resourcePath' });
@@ -131,7 +131,7 @@ test('API Gateway compresses responses of 1000 bytes and more, and the function 
 });
 
 test('a usage plan applies the stage\'s throttling', () => {
-  const stage = logicalId(synth.stack, synth.stack.api.stage);
+  const stage = logicalId(synth.stack, serviceOf(synth).api.stage);
   synth.template.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
     Throttle: { RateLimit: 100, BurstLimit: 200 },
     ApiStages: [Match.objectLike({ Stage: { Ref: stage } })],
@@ -139,7 +139,7 @@ test('a usage plan applies the stage\'s throttling', () => {
 });
 
 test('cognito mode: every method but the health check needs the user pool authorizer', () => {
-  const authorizer = logicalId(synth.stack, synth.stack.api.authorizer);
+  const authorizer = logicalId(synth.stack, serviceOf(synth).api.authorizer);
   synth.template.hasResourceProperties('AWS::ApiGateway::Authorizer', {
     Type: 'COGNITO_USER_POOLS',
     IdentitySource: 'method.request.header.Authorization',

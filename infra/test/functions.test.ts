@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { SWEEP_EVENT } from '../lib/constructs/compute';
-import { asList, logicalId, ofType, repoFile, roleStatements, synthesize, Synthesized, tempDir } from './helpers';
+import { asList, logicalId, ofType, repoFile, roleStatements, serviceOf, synthesize, Synthesized, tempDir } from './helpers';
 import { serviceSettings } from './service-source';
 
 let synth: Synthesized;
@@ -11,10 +11,11 @@ let ids: { api: string; cleanup: string; similarity: string; table: string; bus:
 beforeAll(() => {
   synth = synthesize();
   const { stack } = synth;
+  const { compute } = serviceOf(synth);
   ids = {
-    api: logicalId(stack, stack.compute.api.function),
-    cleanup: logicalId(stack, stack.compute.cleanup.function),
-    similarity: logicalId(stack, stack.compute.similarity.function),
+    api: logicalId(stack, compute.api.function),
+    cleanup: logicalId(stack, compute.cleanup.function),
+    similarity: logicalId(stack, compute.similarity.function),
     table: logicalId(stack, stack.data.table),
     bus: logicalId(stack, stack.messaging.bus),
     publishDlq: logicalId(stack, stack.messaging.publishDeadLetterQueue),
@@ -53,7 +54,7 @@ test('each function runs its cargo binary on provided.al2023, arm64, with active
     expect(props.TracingConfig).toEqual({ Mode: 'Active' });
     expect(props.Description).toContain(`(${binary})`);
   }
-  expect(synth.stack.assets.stubs).toEqual(['brain2-lambda', 'brain2-cleanup', 'brain2-similarity']);
+  expect(serviceOf(synth).assets.stubs).toEqual(['brain2-lambda', 'brain2-cleanup', 'brain2-similarity']);
 });
 
 test('sizes, timeouts and reserved concurrency are set per function', () => {
@@ -61,7 +62,7 @@ test('sizes, timeouts and reserved concurrency are set per function', () => {
   expect(fn('cleanup').Properties).toMatchObject({ MemorySize: 256, Timeout: 120, ReservedConcurrentExecutions: 5 });
   expect(fn('similarity').Properties).toMatchObject({ MemorySize: 256, Timeout: 60, ReservedConcurrentExecutions: 5 });
   const other = synthesize({ apiMemoryMb: '1024', architecture: 'x86_64', apiReservedConcurrency: '0' });
-  const api = other.json.Resources[logicalId(other.stack, other.stack.compute.api.function)].Properties;
+  const api = other.json.Resources[logicalId(other.stack, serviceOf(other).compute.api.function)].Properties;
   expect(api.MemorySize).toBe(1024);
   expect(api.Architectures).toEqual(['x86_64']);
   expect(api.ReservedConcurrentExecutions).toBeUndefined();
@@ -104,7 +105,7 @@ test('the environment names the stack\'s own table, bus and dead-letter queue, a
 
 test('serviceSettings adds service settings and refuses what the stack owns or Lambda refuses', () => {
   const other = synthesize({ serviceSettings: '{"BRAIN2_EXPOSE_COSTS":"on","BRAIN2_PROFILE":"baseline"}' });
-  const env = other.json.Resources[logicalId(other.stack, other.stack.compute.api.function)].Properties.Environment.Variables;
+  const env = other.json.Resources[logicalId(other.stack, serviceOf(other).compute.api.function)].Properties.Environment.Variables;
   expect(env.BRAIN2_EXPOSE_COSTS).toBe('on');
   expect(env.BRAIN2_PROFILE).toBe('baseline');
   expect(() => synthesize({ serviceSettings: '{"BRAIN2_TABLE":"other"}' })).toThrow(/set by the stack/);
@@ -241,7 +242,7 @@ describe('function code', () => {
       fs.writeFileSync(path.join(assets, binary, 'bootstrap.zip'), `zip of ${binary}`);
     }
     const built = synthesize({ allowStubAssets: 'false', lambdaAssets: assets });
-    expect(built.stack.assets.stubs).toEqual([]);
+    expect(serviceOf(built).assets.stubs).toEqual([]);
     expect(built.json.Rules?.RefuseStubAssets).toBeUndefined();
     const keys = Object.values(ofType(built.json, 'AWS::Lambda::Function')).map((f) => JSON.stringify(f.Properties.Code.S3Key));
     expect(new Set(keys).size).toBe(3);
@@ -255,7 +256,7 @@ describe('jwt mode', () => {
   });
 
   test('the secret reaches the API as a Secrets Manager dynamic reference, never a literal', () => {
-    const api = jwt.json.Resources[logicalId(jwt.stack, jwt.stack.compute.api.function)].Properties.Environment.Variables;
+    const api = jwt.json.Resources[logicalId(jwt.stack, serviceOf(jwt).compute.api.function)].Properties.Environment.Variables;
     expect(api.BRAIN2_AUTH_MODE).toBe('jwt');
     const secret = JSON.stringify(api.BRAIN2_JWT_SECRET);
     expect(secret).toContain('{{resolve:secretsmanager:');
@@ -269,12 +270,12 @@ describe('jwt mode', () => {
   test('an existing secret is referenced by name and not created', () => {
     const named = synthesize({ authMode: 'jwt', jwtSecretName: 'brain2/existing' });
     named.template.resourceCountIs('AWS::SecretsManager::Secret', 0);
-    const api = named.json.Resources[logicalId(named.stack, named.stack.compute.api.function)].Properties.Environment.Variables;
+    const api = named.json.Resources[logicalId(named.stack, serviceOf(named).compute.api.function)].Properties.Environment.Variables;
     expect(api.BRAIN2_JWT_SECRET).toBe('{{resolve:secretsmanager:brain2/existing:SecretString:::}}');
   });
 
   test('the workers get no secret in any mode', () => {
-    for (const worker of [jwt.stack.compute.cleanup, jwt.stack.compute.similarity]) {
+    for (const worker of [serviceOf(jwt).compute.cleanup, serviceOf(jwt).compute.similarity]) {
       const env = jwt.json.Resources[logicalId(jwt.stack, worker.function)].Properties.Environment.Variables;
       expect(env.BRAIN2_JWT_SECRET).toBeUndefined();
     }

@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { Brain2Stack, Brain2StackProps, stubDirFor } from '../lib/brain2-stack';
+import { Brain2Stack, Brain2StackProps, ServicePlane, stubDirFor } from '../lib/brain2-stack';
 import { readConfig } from '../lib/config';
 import { REPO_ROOT } from '../lib/paths';
 
@@ -24,7 +24,7 @@ export interface Synthesized {
   readonly app: App;
   readonly stack: Brain2Stack;
   readonly template: Template;
-  readonly json: { Resources: Resources; Rules?: Record<string, any>; Outputs?: Record<string, any> };
+  readonly json: { Resources: Resources; Parameters?: Record<string, any>; Rules?: Record<string, any>; Outputs?: Record<string, any> };
   readonly outdir: string;
 }
 
@@ -50,6 +50,12 @@ export function synthesize(context: Record<string, unknown> = {}, props: Partial
   });
   const template = Template.fromStack(stack);
   return { app, stack, template, json: template.toJSON() as Synthesized['json'], outdir };
+}
+
+/** The service plane of a stack of the `aws` target; throws for a target without one. */
+export function serviceOf(synth: Synthesized): ServicePlane {
+  if (!synth.stack.service) throw new Error(`the ${synth.stack.target} target has no service plane`);
+  return synth.stack.service;
 }
 
 export function ofType(json: Synthesized['json'], type: string): Resources {

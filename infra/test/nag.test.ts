@@ -34,9 +34,10 @@ function rawFindings(stack: Stack): { ruleName: string; path: string | undefined
 }
 
 describe.each([
-  ['cognito', {}],
-  ['jwt', { authMode: 'jwt' }],
-])('cdk-nag AwsSolutions, %s mode', (_mode, context) => {
+  ['cognito mode', {}],
+  ['jwt mode', { authMode: 'jwt' }],
+  ['localstack target', { target: 'localstack' }],
+])('cdk-nag AwsSolutions, %s', (_variant, context) => {
   let synth: Synthesized;
   beforeAll(() => {
     synth = synthesize(context);
@@ -70,13 +71,16 @@ test('the app fails to synthesize when a finding is not acknowledged', () => {
   expect(() => app.synth({ force: true })).toThrow(/AwsSolutions-SQS3/);
 });
 
-test('the app as bin/brain2.ts builds it synthesizes with the AwsSolutions plugin', () => {
-  const { app } = synthesizeWithPlugin();
+test.each([
+  ['aws', {}],
+  ['localstack', { target: 'localstack' }],
+])('the app as bin/brain2.ts builds it for the %s target synthesizes with the AwsSolutions plugin', (_target, context) => {
+  const { app } = synthesizeWithPlugin(context);
   expect(() => app.synth({ force: true })).not.toThrow();
 });
 
-function synthesizeWithPlugin(): { app: App; stack: Stack } {
-  const { app, stack } = synthesize();
+function synthesizeWithPlugin(context: Record<string, unknown> = {}): { app: App; stack: Stack } {
+  const { app, stack } = synthesize(context);
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return { app, stack };
 }

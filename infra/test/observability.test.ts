@@ -3,7 +3,7 @@ import * as path from 'path';
 import { AlarmSpec, loadAlarms, MetricSpec, parseAlarm } from '../lib/alarm-spec';
 import { ALARMS_DIR, DASHBOARDS_DIR, REPO_ROOT, RUNBOOKS_DIR } from '../lib/paths';
 import { Placeholders } from '../lib/placeholders';
-import { containsString, logicalId, ofType, only, PSEUDO_PARAMETERS, references, synthesize, Synthesized, tempDir } from './helpers';
+import { containsString, logicalId, ofType, only, PSEUDO_PARAMETERS, references, serviceOf, synthesize, Synthesized, tempDir } from './helpers';
 import { emfDimensions, serviceMetrics } from './service-source';
 
 let synth: Synthesized;
@@ -23,7 +23,7 @@ beforeAll(() => {
 
 /** What a placeholder-bearing value of a data file becomes in the template. */
 function rendered(value: string): unknown {
-  return synth.stack.resolve(synth.stack.placeholders.substitute(value, 'test'));
+  return synth.stack.resolve(serviceOf(synth).placeholders.substitute(value, 'test'));
 }
 
 function dimensionsOf(metric: MetricSpec): { Name: string; Value: unknown }[] {
@@ -121,7 +121,7 @@ describe('alarms', () => {
   });
 
   test('every alarm notifies the alarm topic when it fires and when it recovers', () => {
-    const topic = logicalId(synth.stack, synth.stack.observability.topic);
+    const topic = logicalId(synth.stack, serviceOf(synth).observability.topic);
     for (const alarm of Object.values(templateAlarms)) {
       expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
       expect(alarm.OKActions).toEqual([{ Ref: topic }]);
@@ -227,13 +227,13 @@ describe('dashboards', () => {
   });
 
   test('every placeholder the dashboards use is a name of the stack, and each names an existing resource', () => {
-    const defined = new Set(synth.stack.placeholders.names);
+    const defined = new Set(serviceOf(synth).placeholders.names);
     for (const file of dashboardFiles) {
       for (const name of Placeholders.used(fs.readFileSync(path.join(DASHBOARDS_DIR, file), 'utf8'))) {
         expect({ file, name, defined: defined.has(name) }).toEqual({ file, name, defined: true });
       }
     }
-    for (const name of synth.stack.placeholders.names) {
+    for (const name of serviceOf(synth).placeholders.names) {
       const value = rendered(`\${${name}}`);
       if (typeof value === 'string') {
         // A name the stack set itself (a function, queue or rule name): it is in a resource.
