@@ -118,11 +118,18 @@ lambda-zips: cargo-lambda
 		--output-format zip -p brain2-lambda
 	for bin in $(LAMBDA_BINS); do test -s $(LAMBDA_ZIPS)/$$bin/bootstrap.zip; done
 
+# aws: the whole stack. localstack: its data plane alone (table, bus, rules, queues), which
+# LocalStack creates without a container engine; no function code, so no zips are built,
+# and nothing to approve (docs/testing.md).
+DEPLOY_TARGET ?= aws
+LOCALSTACK_DEPLOY := $(filter localstack,$(DEPLOY_TARGET))
+
 # Builds the zips and deploys the stack with the current credentials (AWS_ENDPOINT_URL
-# points it at a CloudFormation emulator). Never with stub code: stubs are not allowed here.
-deploy: infra-deps lambda-zips
-	cd $(INFRA) && $(CDK) deploy -c architecture=$(ARCH) -c allowStubAssets=false \
-		--outputs-file cdk.out/outputs.json $(CDK_ARGS)
+# points it at an emulator such as LocalStack). Never with stub code: stubs are not allowed
+# here. The stack's outputs go to infra/cdk.out/outputs.json.
+deploy: infra-deps $(if $(LOCALSTACK_DEPLOY),,lambda-zips)
+	cd $(INFRA) && $(CDK) deploy -c architecture=$(ARCH) -c allowStubAssets=false -c target=$(DEPLOY_TARGET) \
+		$(if $(LOCALSTACK_DEPLOY),--require-approval never) --outputs-file cdk.out/outputs.json $(CDK_ARGS)
 
 # Deletes the stack. The table and the user pool are retained (deletion protection).
 destroy: infra-deps

@@ -36,8 +36,8 @@ pub(crate) const SECRET_ACCESS_KEY: &str = "local";
 
 /// Cold JVM start plus moto's imports on a small, busy CI machine can take
 /// tens of seconds, so this is deliberately generous.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
+pub(crate) const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(50);
 const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 const PROBE_IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Lines of combined stdout/stderr kept per emulator for error messages.
@@ -71,6 +71,14 @@ pub enum DevStackError {
     Io(#[from] io::Error),
     #[error("devstack supervisor thread ended unexpectedly")]
     SupervisorLost,
+    #[error("the {name} did not start (run `scripts/containers.sh engine-start images`): {source}")]
+    Container {
+        name: &'static str,
+        #[source]
+        source: testcontainers::TestcontainersError,
+    },
+    #[error("{variable}={value} is not one of: {allowed}")]
+    Setting { variable: &'static str, value: String, allowed: &'static str },
 }
 
 impl DevStackError {
@@ -253,7 +261,7 @@ impl Drop for DevStack {
     }
 }
 
-fn endpoint(port: u16) -> String {
+pub(crate) fn endpoint(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
@@ -364,7 +372,7 @@ fn shut_down(emulators: &mut [Emulator]) {
 
 /// Two distinct ports the OS considers free right now. Both listeners are
 /// held until both ports are known so the same port cannot come back twice.
-fn free_ports() -> io::Result<[u16; 2]> {
+pub(crate) fn free_ports() -> io::Result<[u16; 2]> {
     let first = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     let second = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok([first.local_addr()?.port(), second.local_addr()?.port()])
@@ -372,7 +380,7 @@ fn free_ports() -> io::Result<[u16; 2]> {
 
 /// Any HTTP status line counts: the emulators answer `GET /` with various
 /// codes, and only liveness matters here.
-fn answers_http(port: u16) -> bool {
+pub(crate) fn answers_http(port: u16) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, PROBE_CONNECT_TIMEOUT) else {
         return false;
@@ -398,19 +406,29 @@ fn dynamodb_command(jar: &Path, port: u16) -> Command {
     // DynamoDB Local loads its sqlite4java natives from DynamoDBLocal_lib
     // beside the jar and resolves some resources relative to the cwd.
     let dir = jar.parent().unwrap_or_else(|| Path::new("."));
+    let library = dir.join("DynamoDBLocal_lib");
     let mut command = Command::new(java_program());
+    command.args(dynamodb_arguments(&jar.to_string_lossy(), &library.to_string_lossy(), port)).current_dir(dir);
     command
+}
+
+/// What `java` runs DynamoDB Local with, as a process here or in its container.
+pub(crate) fn dynamodb_arguments(jar: &str, library: &str, port: u16) -> Vec<String> {
+    [
         // C1 only and the serial GC: faster startup and a smaller footprint,
         // which matter more than peak throughput for tests on two cores.
-        .arg("-XX:TieredStopAtLevel=1")
-        .arg("-XX:+UseSerialGC")
-        .arg(format!("-Djava.library.path={}", dir.join("DynamoDBLocal_lib").display()))
-        .arg("-jar")
-        .arg(jar)
-        .args(["-inMemory", "-sharedDb", "-port"])
-        .arg(port.to_string())
-        .current_dir(dir);
-    command
+        "-XX:TieredStopAtLevel=1",
+        "-XX:+UseSerialGC",
+        &format!("-Djava.library.path={library}"),
+        "-jar",
+        jar,
+        "-inMemory",
+        "-sharedDb",
+        "-port",
+        &port.to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 fn moto_command(moto_server: &Path, port: u16) -> Command {

@@ -1,20 +1,34 @@
-//! Local AWS as one value: the emulators a process started itself, or the ones its
-//! environment names (CI's containers, a `make local-aws` in another terminal), with the
-//! clients, provisioning and child-process environment that go with them.
+//! Local AWS as one value: the emulators a process started itself (as plain processes or
+//! in containers), or the ones its environment names (a `make local-aws` in another
+//! terminal, a stack deployed to LocalStack), with the clients, provisioning and
+//! child-process environment that go with them.
 
 use std::path::Path;
 
 use brain2::adapters::aws::{AwsClients, ClientFactory, EndpointOverrides, SdkSource};
 
+use crate::containers::ContainerStack;
 use crate::emulators::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
 use crate::{DevStack, DevStackError, DevStackPaths, ProvisionError, Provisioned, provision};
+
+/// Which emulators a test suite runs against: `processes` (the default), `containers`
+/// or `environment`.
+pub const TEST_STACK_ENV: &str = "BRAIN2_TEST_STACK";
 
 /// Emulator endpoints, and the emulators themselves when this process started them: they
 /// stop when this value is dropped.
 #[derive(Debug)]
 pub struct LocalAws {
-    devstack: Option<DevStack>,
+    emulators: Emulators,
     endpoints: EndpointOverrides,
+}
+
+#[derive(Debug)]
+enum Emulators {
+    Processes(DevStack),
+    Containers(ContainerStack),
+    /// Started by someone else; their endpoints came from the environment.
+    Given,
 }
 
 impl LocalAws {
@@ -23,22 +37,56 @@ impl LocalAws {
     pub fn start(root: &Path) -> Result<Self, DevStackError> {
         let devstack = DevStack::start(&DevStackPaths::discover(root)?)?;
         let endpoints = EndpointOverrides::emulators(devstack.dynamodb_endpoint(), devstack.moto_endpoint());
-        Ok(Self { devstack: Some(devstack), endpoints })
+        Ok(Self { emulators: Emulators::Processes(devstack), endpoints })
     }
 
-    /// The emulators `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_EVENTBRIDGE` name
-    /// (SQS at `AWS_ENDPOINT_URL_SQS`, else beside EventBridge) when both are set; fresh
-    /// ones otherwise.
-    pub fn from_env_or_start(root: &Path) -> Result<Self, DevStackError> {
-        match endpoints_from_environment() {
-            Some(endpoints) => Ok(Self { devstack: None, endpoints }),
-            None => Self::start(root),
+    /// Starts DynamoDB Local and LocalStack in containers (`make test-containers`).
+    pub fn start_containers() -> Result<Self, DevStackError> {
+        let containers = ContainerStack::start()?;
+        Ok(Self { endpoints: containers.endpoints(), emulators: Emulators::Containers(containers) })
+    }
+
+    /// The emulators a test suite runs against, from one setting, [`TEST_STACK_ENV`]:
+    /// - `processes` (or unset): fresh DynamoDB Local and moto_server processes;
+    /// - `containers`: fresh DynamoDB Local and LocalStack containers;
+    /// - `environment`: the endpoints `AWS_ENDPOINT_URL_DYNAMODB` and
+    ///   `AWS_ENDPOINT_URL_EVENTBRIDGE` name (SQS at `AWS_ENDPOINT_URL_SQS`, else beside
+    ///   EventBridge), started by someone else.
+    pub fn for_tests(root: &Path) -> Result<Self, DevStackError> {
+        let setting = std::env::var(TEST_STACK_ENV).unwrap_or_default();
+        match setting.as_str() {
+            "" | "processes" => Self::start(root),
+            "containers" => Self::start_containers(),
+            "environment" => endpoints_from_environment()
+                .map(|endpoints| Self { emulators: Emulators::Given, endpoints })
+                .ok_or(DevStackError::Setting {
+                    variable: TEST_STACK_ENV,
+                    value: setting,
+                    allowed: "processes, containers, or environment with AWS_ENDPOINT_URL_DYNAMODB and \
+                              AWS_ENDPOINT_URL_EVENTBRIDGE set",
+                }),
+            _ => Err(DevStackError::Setting {
+                variable: TEST_STACK_ENV,
+                value: setting,
+                allowed: "processes, containers, environment",
+            }),
         }
     }
 
-    /// The emulators this process started, if it started them.
+    /// The emulator processes this process started, if it started processes.
     pub fn devstack(&self) -> Option<&DevStack> {
-        self.devstack.as_ref()
+        match &self.emulators {
+            Emulators::Processes(devstack) => Some(devstack),
+            Emulators::Containers(_) | Emulators::Given => None,
+        }
+    }
+
+    /// The emulator containers this process started, if it started containers.
+    pub fn containers(&self) -> Option<&ContainerStack> {
+        match &self.emulators {
+            Emulators::Containers(containers) => Some(containers),
+            Emulators::Processes(_) | Emulators::Given => None,
+        }
     }
 
     /// A client factory for these emulators, with local credentials.

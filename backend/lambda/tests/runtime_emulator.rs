@@ -34,7 +34,7 @@ fn stack() -> &'static Stack {
 }
 
 fn start_stack() -> Stack {
-    let aws = LocalAws::from_env_or_start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+    let aws = LocalAws::for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
         .expect("emulators start (run `make tools`)");
     let table = format!("brain2-lambda-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");

@@ -1,4 +1,5 @@
-//! Integration suite: the router against DynamoDB Local and moto, the Lambda adapter,
+//! Integration suite: the router against DynamoDB Local and moto (or the emulators
+//! `BRAIN2_TEST_STACK` names: `make test-containers`), the Lambda adapter,
 //! and a real TCP round trip through `brain2 serve`. One emulator set for the binary.
 
 mod api;
@@ -7,6 +8,7 @@ mod edges;
 mod events;
 mod flags;
 mod lambda;
+mod schema;
 mod serve;
 mod support;
 mod tenancy;

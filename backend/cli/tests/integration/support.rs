@@ -35,9 +35,18 @@ pub fn stack() -> &'static SharedStack {
     STACK.get_or_init(|| std::thread::spawn(start_stack).join().expect("test stack starts"))
 }
 
+/// A table and bus that exist already (a stack deployed to LocalStack): the suite then runs
+/// on them as the infrastructure created them, instead of provisioning its own.
+const DEPLOYED_TABLE_ENV: &str = "BRAIN2_TEST_TABLE";
+const DEPLOYED_BUS_ENV: &str = "BRAIN2_TEST_EVENT_BUS";
+
 fn start_stack() -> SharedStack {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let aws = LocalAws::from_env_or_start(&root).expect("emulators start (run `make tools`)");
+    let aws = LocalAws::for_tests(&root).expect("emulators start (run `make tools`)");
+    let deployed = (std::env::var(DEPLOYED_TABLE_ENV), std::env::var(DEPLOYED_BUS_ENV));
+    if let (Ok(table), Ok(bus)) = deployed {
+        return SharedStack { aws, table, bus };
+    }
     let table = unique_table_name();
     let bus = table.clone();
     // Provisioning runs on a runtime of its own: each test has its own runtime, and
