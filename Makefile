@@ -4,7 +4,7 @@ INSTALL_TOOLS := scripts/install-tools.sh
 BRAIN2 := target/debug/brain2
 ENV_FILE := .env.local
 
-.PHONY: tools build fmt lint test bench loadtest serve local-aws clean \
+.PHONY: tools build fmt lint test test-containers bench loadtest serve local-aws clean \
 	infra-deps infra-test synth diff deploy destroy lambda-zips cargo-lambda
 
 
@@ -28,6 +28,13 @@ lint:
 # the infrastructure's tests.
 test: tools lint infra-test
 	cargo test --workspace --all-targets
+
+# The integration suite again, with DynamoDB Local and LocalStack in containers started by
+# testcontainers, then on the stack's data plane deployed to LocalStack (docs/testing.md).
+# Installs Debian's Docker engine and builds the images into .local/containers/ when
+# missing; stops the engine again if it started it.
+test-containers: tools infra-deps
+	scripts/test-containers.sh
 
 # p50/p99 and AWS cost per request of every scenario for each profile, on fresh local
 # emulators per profile (or against TARGET_URL with TOKEN, CLOUDWATCH=1 for the server side),
@@ -53,6 +60,7 @@ local-aws: tools
 	$(BRAIN2) local-aws --env-file $(ENV_FILE)
 
 clean:
+	scripts/containers.sh engine-stop
 	cargo clean
 	rm -rf .local $(ENV_FILE)
 

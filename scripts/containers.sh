@@ -113,15 +113,17 @@ cmd_engine_stop() {
   rm -f "$PIDFILE"
 }
 
+# Removes every container the suite labelled; a test process's reaper may be removing
+# the same ones at the same time, so this repeats until none is listed.
 cmd_sweep() {
   engine_answers || return 0
-  local ids
-  ids="$(docker ps -aq --filter "label=$SUITE_LABEL")"
-  if [[ -n "$ids" ]]; then
-    log "removing $(wc -w <<<"$ids") container(s) left by the suite"
+  local ids deadline=$((SECONDS + 60))
+  while ids="$(docker ps -aq --filter "label=$SUITE_LABEL")" && [[ -n "$ids" ]]; do
+    ((SECONDS <= deadline)) || die "containers still listed after 60 s: $ids"
+    log "removing $(wc -w <<<"$ids") container(s) labelled $SUITE_LABEL"
     # shellcheck disable=SC2086 # one id per word
-    docker rm -f $ids >/dev/null
-  fi
+    docker rm -f $ids >/dev/null 2>&1 || sleep 1
+  done
 }
 
 # A hash of the given files, the listed values and the parent image's id.

@@ -159,6 +159,10 @@ async fn start_containers(
         .with_label(SUITE_LABEL, &label)
         .with_env_var("GATEWAY_LISTEN", format!("127.0.0.1:{localstack_port}"))
         .with_env_var("SERVICES", LOCALSTACK_SERVICES)
+        // Queue URLs that name the endpoint itself (by default they name a host under
+        // localhost.localstack.cloud, which needs a resolver that knows it).
+        .with_env_var("LOCALSTACK_HOST", format!("127.0.0.1:{localstack_port}"))
+        .with_env_var("SQS_ENDPOINT_STRATEGY", "path")
         // Services load before the first request, so readiness means ready.
         .with_env_var("EAGER_SERVICE_LOADING", "1")
         .start();
