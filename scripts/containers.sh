@@ -35,21 +35,13 @@ BUILD_CA_BUNDLE="${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt
 # Every container the suite starts carries it (see the sweep).
 SUITE_LABEL="brain2.suite"
 
-log() { printf '[containers] %s\n' "$*"; }
-die() { printf '[containers] error: %s\n' "$*" >&2; exit 1; }
-
-# Runs a step and logs how long it took.
-step() {
-  local name="$1" started=$SECONDS
-  shift
-  log "$name ..."
-  "$@"
-  log "$name: done in $((SECONDS - started)) s"
-}
+LOG_PREFIX=containers
+# shellcheck source=scripts/log.sh
+source "$ROOT/scripts/log.sh"
 
 export DOCKER_HOST="${DOCKER_HOST:-unix://$OWN_SOCKET}"
-# The classic builder: it runs RUN steps on the host network, which BuildKit on this
-# engine version does not offer without a builder of its own.
+# The classic builder: built into every engine and client here (BuildKit needs the buildx
+# plugin on the client), and it runs RUN steps on the host network with --network host.
 export DOCKER_BUILDKIT=0
 
 engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }

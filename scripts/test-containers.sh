@@ -19,15 +19,9 @@ CONTAINERS=scripts/containers.sh
 LOCALSTACK_IMAGE="${BRAIN2_LOCALSTACK_IMAGE:-brain2/localstack:2026.3.0}"
 OUTPUTS=infra/cdk.out/outputs.json
 
-log() { printf '[test-containers] %s\n' "$*"; }
-die() { printf '[test-containers] error: %s\n' "$*" >&2; exit 1; }
-step() {
-  local name="$1" started=$SECONDS
-  shift
-  log "$name ..."
-  "$@"
-  log "$name: passed in $((SECONDS - started)) s"
-}
+LOG_PREFIX=test-containers
+# shellcheck source=scripts/log.sh
+source "$ROOT/scripts/log.sh"
 
 eval "export $($CONTAINERS env)"
 engine_was_running=false

@@ -122,3 +122,21 @@ export function asList<T>(value: T | T[] | undefined): T[] {
 
 /** The pseudo parameters CloudFormation defines, which a Ref may name besides resources. */
 export const PSEUDO_PARAMETERS = ['AWS::Region', 'AWS::AccountId', 'AWS::Partition', 'AWS::URLSuffix', 'AWS::StackName', 'AWS::StackId'];
+
+/**
+ * The indexes of a table resource are exactly those of schema/table.json (as parsed JSON),
+ * each with its keys, projection type and projected attributes.
+ */
+export function expectIndexesOfSchema(table: { Properties: any }, indexes: any[]): void {
+  const gsis: any[] = table.Properties.GlobalSecondaryIndexes;
+  expect(gsis.map((gsi) => gsi.IndexName).sort()).toEqual(indexes.map((index) => index.name).sort());
+  for (const index of indexes) {
+    const gsi = gsis.find((candidate) => candidate.IndexName === index.name);
+    expect(gsi.KeySchema).toEqual([
+      { AttributeName: index.partitionKey, KeyType: 'HASH' },
+      { AttributeName: index.sortKey, KeyType: 'RANGE' },
+    ]);
+    expect(gsi.Projection.ProjectionType).toBe(index.projection);
+    expect([...(gsi.Projection.NonKeyAttributes ?? [])].sort()).toEqual([...(index.nonKeyAttributes ?? [])].sort());
+  }
+}

@@ -1,6 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { parseTableSchema } from '../lib/schema';
-import { ofType, only, repoFile, synthesize, Synthesized } from './helpers';
+import { expectIndexesOfSchema, ofType, only, repoFile, synthesize, Synthesized } from './helpers';
 
 // The file as the service reads it, parsed here without the stack's loader.
 const schema = JSON.parse(repoFile('schema', 'table.json'));
@@ -25,17 +25,7 @@ test('keys are the schema file\'s partition and sort key, as strings', () => {
 });
 
 test('every index of schema/table.json is on the table with its keys and projection, and no other', () => {
-  const gsis: any[] = table.Properties.GlobalSecondaryIndexes;
-  expect(gsis.map((gsi) => gsi.IndexName).sort()).toEqual(indexes.map((index) => index.name).sort());
-  for (const index of indexes) {
-    const gsi = gsis.find((candidate) => candidate.IndexName === index.name);
-    expect(gsi.KeySchema).toEqual([
-      { AttributeName: index.partitionKey, KeyType: 'HASH' },
-      { AttributeName: index.sortKey, KeyType: 'RANGE' },
-    ]);
-    expect(gsi.Projection.ProjectionType).toBe(index.projection);
-    expect([...(gsi.Projection.NonKeyAttributes ?? [])].sort()).toEqual([...(index.nonKeyAttributes ?? [])].sort());
-  }
+  expectIndexesOfSchema(table, indexes);
   const defined = table.Properties.AttributeDefinitions.map((definition: any) => definition.AttributeName).sort();
   const keys = [schema.partitionKey, schema.sortKey, ...indexes.flatMap((index) => [index.partitionKey, index.sortKey])];
   expect(defined).toEqual([...new Set(keys)].sort());
