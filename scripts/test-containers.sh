@@ -39,11 +39,12 @@ run_started=$SECONDS
 step "container engine" $CONTAINERS engine-start
 step "images" $CONTAINERS images
 
-# The same tests `make test` runs on plain processes.
+# The same tests `make test` runs on plain processes. `--workspace` resolves features as
+# `make test` does, so nothing is compiled again.
 suite_in_containers() {
-  BRAIN2_TEST_STACK=containers cargo test -p brain2-cli --test integration
-  BRAIN2_TEST_STACK=containers cargo test -p brain2-lambda --test runtime_emulator
-  cargo test -p brain2-devstack --test containers -- --ignored
+  BRAIN2_TEST_STACK=containers cargo test --workspace --test integration
+  BRAIN2_TEST_STACK=containers cargo test --workspace --test runtime_emulator
+  cargo test --workspace --test containers -- --ignored
 }
 step "integration suite on DynamoDB Local and LocalStack containers (testcontainers)" suite_in_containers
 
@@ -83,7 +84,7 @@ suite_on_deployed_stack() {
   log "deployed table $table, bus $bus"
   BRAIN2_TEST_STACK=environment BRAIN2_TEST_TABLE="$table" BRAIN2_TEST_EVENT_BUS="$bus" \
     AWS_ENDPOINT_URL_DYNAMODB="$endpoint" AWS_ENDPOINT_URL_EVENTBRIDGE="$endpoint" AWS_ENDPOINT_URL_SQS="$endpoint" \
-    cargo test -p brain2-cli --test integration
+    cargo test --workspace --test integration
 }
 step "integration suite on the stack deployed to LocalStack" suite_on_deployed_stack
 log "all passed in $((SECONDS - run_started)) s"

@@ -1,7 +1,7 @@
 //! `brain2`: run the API locally, start the local AWS emulators, provision resources,
 //! run the cleanup once, and sign development tokens.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -27,6 +27,10 @@ enum Command {
     Serve {
         #[arg(long, env = "PORT", default_value_t = 3000)]
         port: u16,
+        /// The address to listen on; an address other machines can reach needs a
+        /// BRAIN2_JWT_SECRET of its own (the development secret is refused there).
+        #[arg(long, env = "BRAIN2_BIND", default_value = serve::DEFAULT_BIND)]
+        bind: IpAddr,
         /// Serve Prometheus metrics at http://ADDRESS/metrics (a loopback address only).
         #[arg(long, env = "BRAIN2_METRICS_ADDR", value_name = "ADDRESS")]
         metrics_addr: Option<SocketAddr>,
@@ -111,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
             println!("deletion queue: {} purged, {} failed", swept.purged, swept.failed);
             adapters.events.flush().await;
         }
-        Command::Serve { port, metrics_addr, local_stack, workers, mut settings } => {
+        Command::Serve { port, bind, metrics_addr, local_stack, workers, mut settings } => {
             telemetry::init(&settings.logs);
             if let Some(address) = metrics_addr {
                 metrics_listener::start(address).await?;
@@ -122,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 (None, environment_factory(&settings))
             };
-            serve::serve(&settings, &factory, port, workers).await?;
+            serve::serve(&settings, &factory, bind, port, workers).await?;
             drop(stack);
         }
     }

@@ -1,12 +1,36 @@
 //! `brain2 serve`: the router over HTTP, optionally with the workers in-process, until
 //! SIGINT or SIGTERM; queued events leave before the process ends.
 
+use std::net::IpAddr;
+
 use anyhow::Context;
 use brain2::adapters::aws::ClientFactory;
 use brain2::bootstrap::{self, Settings};
 use brain2::worker::run_in_process;
 
-pub async fn serve(settings: &Settings, factory: &ClientFactory, port: u16, workers: bool) -> anyhow::Result<()> {
+/// Loopback: what `brain2 serve` listens on unless told otherwise.
+pub const DEFAULT_BIND: &str = "127.0.0.1";
+
+/// Refuses an address other machines can reach while tokens are checked with the published
+/// development secret: whoever reaches the port could sign a token for any user.
+pub fn ensure_safe_to_bind(settings: &Settings, bind: IpAddr) -> anyhow::Result<()> {
+    if !bind.is_loopback() && settings.http.uses_development_secret() {
+        anyhow::bail!(
+            "refusing to serve on {bind} with the published development secret: anyone who reaches the port \
+             could sign tokens; set BRAIN2_JWT_SECRET, or serve on loopback (--bind {DEFAULT_BIND})"
+        );
+    }
+    Ok(())
+}
+
+pub async fn serve(
+    settings: &Settings,
+    factory: &ClientFactory,
+    bind: IpAddr,
+    port: u16,
+    workers: bool,
+) -> anyhow::Result<()> {
+    ensure_safe_to_bind(settings, bind)?;
     let (router, adapters) = bootstrap::build(settings, factory).await;
     let background = workers.then(|| {
         let queues = adapters.workers(&settings.workers);
@@ -19,7 +43,7 @@ pub async fn serve(settings: &Settings, factory: &ClientFactory, port: u16, work
         ))
     });
     let listener =
-        tokio::net::TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding port {port}"))?;
+        tokio::net::TcpListener::bind((bind, port)).await.with_context(|| format!("binding {bind} port {port}"))?;
     tracing::info!(address = %listener.local_addr()?, flags = ?settings.flags(), "serving the Brain2 API under /api/v1");
     axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
     if let Some(background) = background {
@@ -47,5 +71,35 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(options: &[&str]) -> Settings {
+        Settings::from_options(options.iter().copied()).expect("valid settings")
+    }
+
+    #[test]
+    fn the_development_secret_is_served_on_loopback_only() {
+        let development = settings(&[]);
+        for loopback in ["127.0.0.1", "::1"] {
+            assert!(ensure_safe_to_bind(&development, loopback.parse().unwrap()).is_ok());
+        }
+        for public in ["0.0.0.0", "::", "192.0.2.10"] {
+            let refused = ensure_safe_to_bind(&development, public.parse().unwrap()).unwrap_err();
+            assert!(refused.to_string().contains("BRAIN2_JWT_SECRET"), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_secret_of_its_own_or_the_gateway_authorizer_may_serve_anywhere() {
+        let own_secret = settings(&["--jwt-secret", "a-secret-of-this-deployment-a-secret-of-this"]);
+        let gateway = settings(&["--auth-mode", "apigateway"]);
+        for configured in [own_secret, gateway] {
+            assert!(ensure_safe_to_bind(&configured, "0.0.0.0".parse().unwrap()).is_ok());
+        }
     }
 }

@@ -180,3 +180,13 @@ fn metrics_listener_refuses_a_public_address() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn serve_refuses_the_development_secret_on_an_address_others_can_reach() {
+    let port = free_port().to_string();
+    let output =
+        brain2(&["serve", "--port", &port, "--bind", "0.0.0.0"]).env_remove("BRAIN2_JWT_SECRET").output().unwrap();
+    assert!(!output.status.success(), "brain2 serve started on 0.0.0.0 with the development secret");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("development secret") && stderr.contains("BRAIN2_JWT_SECRET"), "{stderr}");
+}

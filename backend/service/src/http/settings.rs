@@ -42,6 +42,12 @@ impl HttpSettings {
         self.jwt_secret.as_deref().unwrap_or(DEVELOPMENT_SECRET)
     }
 
+    /// Whether bearer tokens are checked with the published development secret, with which
+    /// anyone can sign a token for any user.
+    pub fn uses_development_secret(&self) -> bool {
+        self.auth_mode == AuthMode::Jwt && self.jwt_secret() == DEVELOPMENT_SECRET
+    }
+
     pub fn authenticator(&self) -> Authenticator {
         match self.auth_mode {
             AuthMode::Apigateway => Authenticator::GatewayAuthorizer,
