@@ -89,20 +89,34 @@ cmd_engine_start() {
 }
 
 cmd_engine_stop() {
-  [[ -f "$PIDFILE" ]] || { log "no engine of ours is running"; return; }
-  local pid
-  pid="$(cat "$PIDFILE")"
-  if kill -0 "$pid" 2>/dev/null; then
-    cmd_sweep
-    log "stopping dockerd ($pid)"
-    as_root kill -TERM "$pid"
-    local deadline=$((SECONDS + 30))
-    while kill -0 "$pid" 2>/dev/null; do
-      ((SECONDS <= deadline)) || { as_root kill -KILL "$pid" || true; break; }
-      sleep 0.2
-    done
+  if [[ -f "$PIDFILE" ]]; then
+    local pid
+    pid="$(cat "$PIDFILE")"
+    if kill -0 "$pid" 2>/dev/null; then
+      cmd_sweep
+      log "stopping dockerd ($pid)"
+      as_root kill -TERM "$pid"
+      local deadline=$((SECONDS + 30))
+      while kill -0 "$pid" 2>/dev/null; do
+        ((SECONDS <= deadline)) || { as_root kill -KILL "$pid" || true; break; }
+        sleep 0.2
+      done
+    fi
+    rm -f "$PIDFILE"
+  else
+    log "no engine of ours is running"
   fi
-  rm -f "$PIDFILE"
+  release_mounts
+}
+
+# dockerd leaves mounts under its roots when it stops (the host's network namespace under
+# the exec root, at least); they would keep the checkout from being deleted.
+release_mounts() {
+  local mountpoint
+  awk -v state="$STATE/" 'index($2, state) == 1 { print $2 }' /proc/mounts | sort -r |
+    while read -r mountpoint; do
+      as_root umount "$mountpoint" && log "unmounted ${mountpoint#"$ROOT"/}"
+    done
 }
 
 # Removes every container the suite labelled; a test process's reaper may be removing
