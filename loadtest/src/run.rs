@@ -188,7 +188,9 @@ async fn measure_profile(
     folder: &Path,
 ) -> anyhow::Result<ProfileReport> {
     let client = reqwest::Client::new();
-    let health: serde_json::Value = client.get(format!("{}/health", target.base_url)).send().await?.json().await?;
+    // The flags in force are shown to an authenticated caller only.
+    let health = client.get(format!("{}/health", target.base_url)).bearer_auth(&fixture.graph_token);
+    let health: serde_json::Value = health.send().await?.json().await?;
     let flags = serde_json::from_value(health["flags"].clone()).unwrap_or_default();
     let settle_limit = Duration::from_secs(config.settle_seconds);
     // The count once the previous scenario's background work stood still is the next one's start.

@@ -6,6 +6,7 @@
 mod memory;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -47,7 +48,7 @@ fn api() -> Api {
     let flags = Flags::OPTIMIZED;
     let state = AppState {
         service: Arc::new(GraphService::new(store.clone(), events.clone(), flags.soft_delete)),
-        health: Arc::new(HealthChecker::new(store.clone(), events.clone())),
+        health: Arc::new(HealthChecker::new(store.clone(), events.clone(), Duration::from_secs(5))),
         authenticator: Arc::new(Authenticator::shared_secret(SECRET)),
         version_policy: Arc::new(VersionPolicy::default()),
         flags,

@@ -2,6 +2,7 @@
 //! ports, flags applied, ready to serve.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::response::Response;
@@ -185,7 +186,11 @@ pub fn app_state(settings: &Settings, adapters: &Adapters, factory: &ClientFacto
         if flags.client_reuse { None } else { Some(Arc::new(FreshClientsPerRequest(factory.clone()))) };
     AppState {
         service: Arc::new(GraphService::new(adapters.store.clone(), adapters.events.clone(), flags.soft_delete)),
-        health: Arc::new(HealthChecker::new(adapters.store.clone(), adapters.events.clone())),
+        health: Arc::new(HealthChecker::new(
+            adapters.store.clone(),
+            adapters.events.clone(),
+            Duration::from_secs(settings.http.health_report_seconds),
+        )),
         authenticator: Arc::new(settings.http.authenticator()),
         version_policy: Arc::new(settings.http.version_policy()),
         flags,

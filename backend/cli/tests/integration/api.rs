@@ -257,7 +257,8 @@ async fn search_matches_stems_and_orders_newest_first() {
 #[tokio::test]
 async fn health_reports_each_component() {
     let app = TestApp::spawn().await;
-    let response = app.call(Method::GET, "/api/v1/health", None, None).await;
+    let user = unique_user();
+    let response = app.call(Method::GET, "/api/v1/health", Some(&user), None).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     assert_eq!(response.body["status"], "up");
     assert_eq!(response.body["flags"]["soft_delete"], true, "the flags in force are reported");
@@ -269,16 +270,50 @@ async fn health_reports_each_component() {
 
     let mut no_bus = test_settings();
     no_bus.adapters.event_bus = "no-such-bus".into();
-    let degraded = TestApp::spawn_with(no_bus).await.call(Method::GET, "/api/v1/health", None, None).await;
+    let degraded = TestApp::spawn_with(no_bus).await.call(Method::GET, "/api/v1/health", Some(&user), None).await;
     assert_eq!(degraded.status, StatusCode::OK);
     assert_eq!(degraded.body["status"], "degraded");
     assert_eq!(degraded.body["components"][1]["status"], "down");
 
     let mut no_table = test_settings();
     no_table.adapters.table = "no-such-table".into();
-    let down = TestApp::spawn_with(no_table).await.call(Method::GET, "/api/v1/health", None, None).await;
+    let down = TestApp::spawn_with(no_table).await.call(Method::GET, "/api/v1/health", Some(&user), None).await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(down.body["status"], "down");
+}
+
+#[tokio::test]
+async fn health_shows_an_anonymous_caller_the_status_alone() {
+    let mut no_bus = test_settings();
+    no_bus.adapters.event_bus = "no-such-bus".into();
+    let app = TestApp::spawn_with(no_bus).await;
+    let anonymous = app.call(Method::GET, "/api/v1/health", None, None).await;
+    assert_eq!(anonymous.status, StatusCode::OK);
+    assert_eq!(anonymous.body, json!({"status": "degraded"}), "no components, errors, flags or version");
+    let bad_token = Request::builder()
+        .uri("/api/v1/health")
+        .header("authorization", "Bearer not-a-token")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(app.send(bad_token).await.body, json!({"status": "degraded"}));
+    let authenticated = app.call(Method::GET, "/api/v1/health", Some(&unique_user()), None).await;
+    assert!(authenticated.body["components"][1]["error"].as_str().is_some(), "{}", authenticated.body);
+}
+
+#[tokio::test]
+async fn health_asks_aws_once_per_report_period_however_often_it_is_called() {
+    // A period no test outlasts: the claim is about the count, never about the clock.
+    let app = TestApp::spawn_with(settings_with(&["--expose-costs=on", "--health-report-seconds=3600"])).await;
+    let calls = |response: &crate::support::TestResponse| -> u64 {
+        response.header("x-brain2-aws-calls").expect("costs exposed").parse().unwrap()
+    };
+    let first = app.call(Method::GET, "/api/v1/health", None, None).await;
+    assert_eq!(calls(&first), 2, "one DynamoDB and one EventBridge check");
+    let concurrent = futures::future::join_all((0..20).map(|_| app.call(Method::GET, "/api/v1/health", None, None)));
+    for response in concurrent.await {
+        assert_eq!(response.body["status"], "up");
+        assert_eq!(calls(&response), 0, "answered from the report of the first call");
+    }
 }
 
 #[tokio::test]

@@ -43,6 +43,13 @@ pub struct HealthReport {
 pub struct HealthChecker {
     store: Arc<dyn GraphStore>,
     events: Arc<dyn EventPublisher>,
+    /// How long a report answers every health request: however often `/health` is called,
+    /// an instance asks its dependencies at most once per period, so the endpoint cannot be
+    /// used to multiply calls to AWS.
+    report_ttl: Duration,
+    /// The last report and when it was made. An async lock, held across a check: callers
+    /// that arrive meanwhile wait for that check instead of starting their own.
+    last: tokio::sync::Mutex<Option<(Instant, HealthReport)>>,
 }
 
 async fn timed<E: std::fmt::Display>(
@@ -61,8 +68,21 @@ async fn timed<E: std::fmt::Display>(
 }
 
 impl HealthChecker {
-    pub fn new(store: Arc<dyn GraphStore>, events: Arc<dyn EventPublisher>) -> Self {
-        Self { store, events }
+    pub fn new(store: Arc<dyn GraphStore>, events: Arc<dyn EventPublisher>, report_ttl: Duration) -> Self {
+        Self { store, events, report_ttl, last: tokio::sync::Mutex::new(None) }
+    }
+
+    /// The last report when it is younger than the report's time to live, a fresh one otherwise.
+    pub async fn report(&self) -> HealthReport {
+        let mut last = self.last.lock().await;
+        if let Some((made, report)) = last.as_ref()
+            && made.elapsed() < self.report_ttl
+        {
+            return report.clone();
+        }
+        let report = self.check().await;
+        *last = Some((Instant::now(), report.clone()));
+        report
     }
 
     /// Down when the table is unreachable (nothing works); degraded when only event

@@ -245,12 +245,16 @@ pub struct ComponentDto {
     pub error: Option<String>,
 }
 
+/// The whole report for an authenticated caller; the status alone for anyone else.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct HealthDto {
     pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<ComponentDto>,
     /// The optimisation flags in force.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub flags: std::collections::BTreeMap<String, bool>,
 }
 
@@ -271,6 +275,11 @@ impl HealthDto {
                 })
                 .collect(),
         }
+    }
+
+    /// The status alone: what an anonymous caller may know.
+    pub fn summary(self) -> Self {
+        Self { status: self.status, version: String::new(), components: Vec::new(), flags: Default::default() }
     }
 }
 

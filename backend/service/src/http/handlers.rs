@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -31,10 +32,16 @@ fn node_id(raw: &str) -> ApiResult<NodeId> {
     NodeId::parse(raw).map_err(|error| ApiError::bad_request(error.code(), error.to_string()))
 }
 
-pub async fn health(State(state): State<AppState>) -> Response {
-    let report = state.health.check().await;
+/// Anyone may ask whether the service is up; only an authenticated caller sees its
+/// components, their errors and the flags in force.
+pub async fn health(State(state): State<AppState>, request: Parts) -> Response {
+    let report = state.health.report().await;
     let status = if report.status == Status::Down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    (status, Json(HealthDto::new(&report, &state.flags))).into_response()
+    let mut body = HealthDto::new(&report, &state.flags);
+    if state.authenticator.authenticate(&request).is_err() {
+        body = body.summary();
+    }
+    (status, Json(body)).into_response()
 }
 
 pub async fn create_node(

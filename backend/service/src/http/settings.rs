@@ -31,6 +31,10 @@ pub struct HttpSettings {
     /// When API v1 goes away (RFC 3339), announced in a `Sunset` header.
     #[arg(long, env = "BRAIN2_API_V1_SUNSET_AT", value_parser = rfc3339)]
     pub api_v1_sunset_at: Option<DateTime<Utc>>,
+    /// How long one health report answers `/health`: each instance checks its dependencies
+    /// at most once per period, however often it is asked.
+    #[arg(long, env = "BRAIN2_HEALTH_REPORT_SECONDS", default_value_t = 5)]
+    pub health_report_seconds: u64,
     /// Put each request's AWS costs in `x-brain2-aws-*` response headers.
     #[arg(long, env = "BRAIN2_EXPOSE_COSTS", value_name = "on|off", value_parser = switch, default_value = "off", action = ArgAction::Set)]
     pub expose_costs: bool,
