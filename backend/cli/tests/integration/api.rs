@@ -231,6 +231,10 @@ async fn bulk_delete_validates_ids() {
     assert_eq!(response.body["deleted"], json!([id]));
     assert_eq!(response.body["failed"][0]["id"], "nope");
     assert_eq!(response.body["failed"][0]["code"], "invalid-node-id");
+    // Every id sent is accounted for: the second copy is reported, not dropped.
+    assert_eq!(response.body["failed"][1]["id"], id);
+    assert_eq!(response.body["failed"][1]["code"], "duplicate-id");
+    assert_eq!(response.body["failed"].as_array().unwrap().len(), 2);
     app.call(Method::DELETE, "/api/v1/nodes/bulk", Some(&user), Some(json!({"nodeIds": []})))
         .await
         .assert_problem(400, "bulk-size");

@@ -207,7 +207,10 @@ impl GraphService {
         let mut requested: Vec<(String, NodeId)> = Vec::with_capacity(raw_ids.len());
         for raw in raw_ids {
             match NodeId::parse(&raw) {
-                Ok(id) if requested.iter().any(|(_, seen)| *seen == id) => {}
+                Ok(id) if requested.iter().any(|(_, seen)| *seen == id) => {
+                    let message = format!("node {id} appears more than once in this request; it is deleted once");
+                    report.failed.push((raw, ItemFailure { code: "duplicate-id", message }));
+                }
                 Ok(id) => requested.push((raw, id)),
                 Err(error) => report.failed.push((raw, ItemFailure { code: error.code(), message: error.to_string() })),
             }
