@@ -38,7 +38,12 @@ async fn tokens_are_required_and_verified() {
 
     let expired =
         sign(Header::new(Algorithm::HS256), json!({"sub": user, "exp": now - 3600, "iat": now - 7200}), TEST_SECRET);
-    app.send(with_bearer(&expired)).await.assert_problem(401, "invalid-token");
+    let refused = app.send(with_bearer(&expired)).await;
+    refused.assert_problem(401, "invalid-token");
+    assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+    let not_yet_valid = json!({"sub": user, "exp": now + 7200, "nbf": now + 3600, "iat": now});
+    let not_yet_valid = sign(Header::new(Algorithm::HS256), not_yet_valid, TEST_SECRET);
+    app.send(with_bearer(&not_yet_valid)).await.assert_problem(401, "invalid-token");
     let other_secret =
         token::issue("some-other-secret-some-other-secret", &UserId::parse(&user).unwrap(), 600).unwrap();
     app.send(with_bearer(&other_secret)).await.assert_problem(401, "invalid-token");

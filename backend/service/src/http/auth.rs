@@ -45,6 +45,9 @@ impl Authenticator {
         // Only HS256: `alg: none` and every other algorithm are refused by the decoder.
         validation.algorithms = vec![Algorithm::HS256];
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // A token that says it is not valid yet (`nbf`) is refused until it is; the decoder
+        // ignores `nbf` unless asked.
+        validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
         Self::SharedSecret(Box::new((DecodingKey::from_secret(secret.as_bytes()), validation)))
     }
