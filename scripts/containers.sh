@@ -6,7 +6,7 @@
 #   scripts/containers.sh images         the emulator images, built when missing or stale
 #   scripts/containers.sh sweep          removes every container the suite labelled
 #   scripts/containers.sh engine-stop    stops the engine, if engine-start started it
-#   scripts/containers.sh env            prints the DOCKER_HOST to export
+#   scripts/containers.sh env            prints DOCKER_HOST and the image names to export
 #
 # The engine is Debian's docker.io, installed when missing, started with host networking
 # only: no bridge, no iptables rules, no forwarding. Builds and containers use the host's
@@ -234,6 +234,7 @@ case "${1:-}" in
   engine-stop) cmd_engine_stop ;;
   images) cmd_images ;;
   sweep) cmd_sweep ;;
-  env) printf 'DOCKER_HOST=%s\n' "$DOCKER_HOST" ;;
+  env) printf 'DOCKER_HOST=%s BRAIN2_DYNAMODB_IMAGE=%s BRAIN2_LOCALSTACK_IMAGE=%s\n' \
+    "$DOCKER_HOST" "$DYNAMODB_IMAGE" "$LOCALSTACK_IMAGE" ;;
   *) die "usage: $0 engine-start|images|sweep|engine-stop|env" ;;
 esac

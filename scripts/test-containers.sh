@@ -16,13 +16,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 CONTAINERS=scripts/containers.sh
-LOCALSTACK_IMAGE="${BRAIN2_LOCALSTACK_IMAGE:-brain2/localstack:2026.3.0}"
 OUTPUTS=infra/cdk.out/outputs.json
 
 LOG_PREFIX=test-containers
 # shellcheck source=scripts/log.sh
 source "$ROOT/scripts/log.sh"
 
+# The engine and the image names the suite and the deploy use.
 eval "export $($CONTAINERS env)"
 engine_was_running=false
 if docker version >/dev/null 2>&1; then engine_was_running=true; fi
@@ -60,7 +60,7 @@ start_deploy_localstack() {
     --env SERVICES=cloudformation,dynamodb,dynamodbstreams,events,sqs,sts \
     --env PROVIDER_OVERRIDE_DYNAMODB=v2 --env PROVIDER_OVERRIDE_DYNAMODBSTREAMS=v2 \
     --env SQS_ENDPOINT_STRATEGY=path --env EAGER_SERVICE_LOADING=1 \
-    "$LOCALSTACK_IMAGE" >/dev/null
+    "$BRAIN2_LOCALSTACK_IMAGE" >/dev/null
   local deadline=$((SECONDS + 120))
   until curl -fsS "http://127.0.0.1:$port/_localstack/health" >/dev/null 2>&1; do
     ((SECONDS <= deadline)) || die "LocalStack did not answer on 127.0.0.1:$port within 120 s"

@@ -10,8 +10,7 @@
 
 use std::io::{self, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Instant;
 
 use brain2::adapters::aws::EndpointOverrides;
@@ -20,7 +19,9 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use crate::DevStackError;
-use crate::emulators::{POLL_INTERVAL, STARTUP_TIMEOUT, answers_http, dynamodb_arguments, endpoint, free_ports};
+use crate::emulators::{
+    POLL_INTERVAL, STARTUP_TIMEOUT, Supervisor, answers_http, dynamodb_arguments, endpoint, free_ports,
+};
 
 /// The DynamoDB Local image: `amazon/dynamodb-local:<tag>` works as well.
 pub const DYNAMODB_IMAGE_ENV: &str = "BRAIN2_DYNAMODB_IMAGE";
@@ -46,12 +47,6 @@ pub struct ContainerStack {
     supervisor: Option<Supervisor>,
 }
 
-#[derive(Debug)]
-struct Supervisor {
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<()>,
-}
-
 impl ContainerStack {
     /// Starts both containers and blocks until both answer HTTP.
     pub fn start() -> Result<Self, DevStackError> {
@@ -60,46 +55,34 @@ impl ContainerStack {
             image_setting(LOCALSTACK_IMAGE_ENV, DEFAULT_LOCALSTACK_IMAGE),
         ];
         let [dynamodb_port, localstack_port] = free_ports()?;
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = mpsc::channel();
         // One thread owns the containers and the runtime their client runs on, as the
         // process supervisor owns its children: the caller may be inside a runtime of its
         // own, where another could neither be started nor blocked on.
-        let thread = thread::Builder::new().name("devstack-containers".into()).spawn(move || {
+        let (supervisor, ()) = Supervisor::spawn("devstack-containers", move |ready, stop| {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(runtime) => runtime,
-                Err(error) => return drop(ready_tx.send(Err(DevStackError::Io(error)))),
+                Err(error) => return drop(ready.send(Err(DevStackError::Io(error)))),
             };
             let started = runtime.block_on(start_containers(&images, dynamodb_port, localstack_port));
             let containers = match started {
                 Ok(containers) => containers,
-                Err(error) => return drop(ready_tx.send(Err(error))),
+                Err(error) => return drop(ready.send(Err(error))),
             };
             if let Err(error) = wait_ready(&runtime, &containers, [dynamodb_port, localstack_port]) {
                 runtime.block_on(remove(containers));
-                return drop(ready_tx.send(Err(error)));
+                return drop(ready.send(Err(error)));
             }
-            if ready_tx.send(Ok(())).is_ok() {
+            if ready.send(Ok(())).is_ok() {
                 // Parks until `stop` asks (or the process ends: then the reaper acts).
-                let _ = stop_rx.recv();
+                let _ = stop.recv();
             }
             runtime.block_on(remove(containers));
         })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Self {
-                dynamodb_endpoint: endpoint(dynamodb_port),
-                localstack_endpoint: endpoint(localstack_port),
-                supervisor: Some(Supervisor { stop: stop_tx, thread }),
-            }),
-            Ok(Err(error)) => {
-                let _ = thread.join();
-                Err(error)
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(DevStackError::SupervisorLost)
-            }
-        }
+        Ok(Self {
+            dynamodb_endpoint: endpoint(dynamodb_port),
+            localstack_endpoint: endpoint(localstack_port),
+            supervisor: Some(supervisor),
+        })
     }
 
     /// DynamoDB Local's container for DynamoDB, LocalStack's for EventBridge and SQS.
@@ -110,8 +93,7 @@ impl ContainerStack {
     /// Removes both containers and waits until they are gone. Idempotent.
     pub fn stop(&mut self) {
         if let Some(supervisor) = self.supervisor.take() {
-            let _ = supervisor.stop.send(());
-            let _ = supervisor.thread.join();
+            supervisor.stop();
         }
     }
 }

@@ -163,10 +163,47 @@ pub struct DevStack {
     supervisor: Option<Supervisor>,
 }
 
+/// The thread that owns running emulators (processes or containers): it reports once
+/// whether they started, then parks until asked to stop, or until the process ends.
 #[derive(Debug)]
-struct Supervisor {
+pub(crate) struct Supervisor {
     stop: mpsc::Sender<()>,
     thread: JoinHandle<()>,
+}
+
+/// Where a supervisor's body reports whether its emulators started.
+pub(crate) type Ready<T> = mpsc::Sender<Result<T, DevStackError>>;
+
+impl Supervisor {
+    /// Runs `body` on a thread named `name` and waits for its report: the supervisor and
+    /// what the body reported once the emulators run, or the body's error once its thread
+    /// has ended (it cleans up before it reports a failure).
+    pub(crate) fn spawn<T: Send + 'static>(
+        name: &str,
+        body: impl FnOnce(&Ready<T>, &mpsc::Receiver<()>) + Send + 'static,
+    ) -> Result<(Self, T), DevStackError> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let thread = thread::Builder::new().name(name.into()).spawn(move || body(&ready_tx, &stop_rx))?;
+        match ready_rx.recv() {
+            Ok(Ok(started)) => Ok((Self { stop: stop_tx, thread }, started)),
+            Ok(Err(err)) => {
+                let _ = thread.join();
+                Err(err)
+            }
+            Err(mpsc::RecvError) => {
+                let _ = thread.join();
+                Err(DevStackError::SupervisorLost)
+            }
+        }
+    }
+
+    /// Asks the thread to stop and waits until it has cleaned up. A send error means the
+    /// thread already ended, which it does only after cleaning up.
+    pub(crate) fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
 }
 
 // Tests share one stack per binary through a `static`.
@@ -193,31 +230,18 @@ impl DevStack {
     }
 
     fn start_once(paths: DevStackPaths) -> Result<DevStack, DevStackError> {
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = mpsc::channel();
         // PR_SET_PDEATHSIG fires when the *thread* that spawned a child exits,
         // not the process. Spawning from the caller's thread would kill the
         // emulators as soon as, say, the test thread that first touched a
         // shared `static` finished. A dedicated thread spawns them and then
         // parks until a stop request arrives or the whole process exits.
-        let thread = thread::Builder::new()
-            .name("devstack-supervisor".into())
-            .spawn(move || supervise(&paths, &ready_tx, &stop_rx))?;
-        match ready_rx.recv() {
-            Ok(Ok(ports)) => Ok(DevStack {
-                dynamodb_endpoint: endpoint(ports.dynamodb),
-                moto_endpoint: endpoint(ports.moto),
-                supervisor: Some(Supervisor { stop: stop_tx, thread }),
-            }),
-            Ok(Err(err)) => {
-                let _ = thread.join();
-                Err(err)
-            }
-            Err(mpsc::RecvError) => {
-                let _ = thread.join();
-                Err(DevStackError::SupervisorLost)
-            }
-        }
+        let (supervisor, ports) =
+            Supervisor::spawn("devstack-supervisor", move |ready, stop| supervise(&paths, ready, stop))?;
+        Ok(DevStack {
+            dynamodb_endpoint: endpoint(ports.dynamodb),
+            moto_endpoint: endpoint(ports.moto),
+            supervisor: Some(supervisor),
+        })
     }
 
     /// `http://127.0.0.1:<port>` of DynamoDB Local.
@@ -247,10 +271,7 @@ impl DevStack {
     /// Kills both emulators and waits for them to exit. Idempotent.
     pub fn stop(&mut self) {
         if let Some(supervisor) = self.supervisor.take() {
-            // A send error means the supervisor already exited, which only
-            // happens after it has killed the children.
-            let _ = supervisor.stop.send(());
-            let _ = supervisor.thread.join();
+            supervisor.stop();
         }
     }
 }
@@ -272,7 +293,7 @@ struct Ports {
 }
 
 /// Body of the supervisor thread: owns the children for their whole life.
-fn supervise(paths: &DevStackPaths, ready: &mpsc::Sender<Result<Ports, DevStackError>>, stop: &mpsc::Receiver<()>) {
+fn supervise(paths: &DevStackPaths, ready: &Ready<Ports>, stop: &mpsc::Receiver<()>) {
     let mut emulators = Vec::with_capacity(2);
     match launch(paths, &mut emulators) {
         Ok(ports) => {

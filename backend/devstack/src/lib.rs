@@ -1,7 +1,8 @@
 //! Local AWS for development and tests, never linked into a Lambda function: DynamoDB
 //! Local and moto_server started as child processes on free loopback ports
 //! ([`emulators`]), or DynamoDB Local and LocalStack in containers ([`containers`]), and
-//! the table, bus, rules and queues the service expects created on them ([`provision`]). In AWS the infrastructure stack owns those resources.
+//! the table, bus, rules and queues the service expects created on them ([`provision`]).
+//! In AWS the infrastructure stack owns those resources.
 
 pub mod containers;
 pub mod emulators;

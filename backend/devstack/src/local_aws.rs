@@ -26,7 +26,7 @@ pub struct LocalAws {
 #[derive(Debug)]
 enum Emulators {
     Processes(DevStack),
-    Containers(ContainerStack),
+    Containers(#[expect(dead_code, reason = "held, never read: dropping it removes the containers")] ContainerStack),
     /// Started by someone else; their endpoints came from the environment.
     Given,
 }
@@ -78,14 +78,6 @@ impl LocalAws {
         match &self.emulators {
             Emulators::Processes(devstack) => Some(devstack),
             Emulators::Containers(_) | Emulators::Given => None,
-        }
-    }
-
-    /// The emulator containers this process started, if it started containers.
-    pub fn containers(&self) -> Option<&ContainerStack> {
-        match &self.emulators {
-            Emulators::Containers(containers) => Some(containers),
-            Emulators::Processes(_) | Emulators::Given => None,
         }
     }
 

@@ -87,7 +87,7 @@ impl HealthChecker {
 
     /// Down when the table is unreachable (nothing works); degraded when only event
     /// publishing is (reads and writes still work, events are late).
-    pub async fn check(&self) -> HealthReport {
+    async fn check(&self) -> HealthReport {
         let (dynamodb, eventbridge) =
             tokio::join!(timed("dynamodb", self.store.check()), timed("eventbridge", self.events.check()));
         let status = match (dynamodb.status, eventbridge.status) {
