@@ -128,27 +128,30 @@ fn flush_metrics(metrics: &Collector) {
 }
 
 /// Runs the API in Lambda with an internal extension that flushes queued events (and the
-/// metrics) after each response. The runtime freezes the environment as soon as the
-/// response is out and it asks for the next event, unless an extension is still busy: the
-/// extension waits for the response, then flushes, so events leave before the freeze
-/// without the client waiting for them. The first invocation's arrival, counted from
-/// `started`, is the environment's init duration.
+/// metrics) after each invocation. The runtime freezes the environment as soon as the
+/// invocation is answered and it asks for the next event, unless an extension is still
+/// busy: the extension waits until the runtime has answered, then flushes, so events leave
+/// before the freeze without the client waiting for them. The signal comes from the
+/// outermost layer of the runtime, once per invocation whatever its outcome (a response, a
+/// handler error, an event the API cannot read, a panic): an extension waiting for a signal
+/// that never comes would hold the invocation open until the function's timeout. The first
+/// invocation's arrival, counted from `started`, is the environment's init duration.
 pub async fn run_http(
     router: Router,
     events: Arc<dyn EventPublisher>,
     metrics: &'static Collector,
     started: Instant,
 ) -> Result<(), lambda_http::Error> {
-    let (responded, responses) = mpsc::unbounded_channel::<()>();
-    let responses = Arc::new(Mutex::new(responses));
+    let (answered, answers) = mpsc::unbounded_channel::<()>();
+    let answers = Arc::new(Mutex::new(answers));
     let initialised = Arc::new(Once::new());
     let extension = lambda_extension::Extension::new()
         .with_events(&["INVOKE"])
         .with_events_processor(lambda_extension::service_fn(move |_event: lambda_extension::LambdaEvent| {
-            let (responses, events) = (responses.clone(), events.clone());
+            let (answers, events) = (answers.clone(), events.clone());
             initialised.call_once(|| metric::lambda_init(started.elapsed()));
             async move {
-                responses.lock().await.recv().await;
+                answers.lock().await.recv().await;
                 events.flush().await;
                 flush_metrics(metrics);
                 Ok::<(), lambda_extension::Error>(())
@@ -157,12 +160,28 @@ pub async fn run_http(
         .with_extension_name("brain2-event-flush")
         .register()
         .await?;
-    let service = service(router).map_response(move |response| {
-        let _ = responded.send(());
-        response
-    });
-    tokio::try_join!(lambda_http::run(service), extension.run())?;
+    let runtime = lambda_runtime::Runtime::new(lambda_http::Adapter::from(service(router)))
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .layer(tower::util::MapFutureLayer::new(move |invocation| {
+            let signal = InvocationAnswered(answered.clone());
+            async move {
+                let outcome = invocation.await;
+                drop(signal);
+                outcome
+            }
+        }));
+    tokio::try_join!(runtime.run(), extension.run())?;
     Ok(())
+}
+
+/// Tells the flush extension that the runtime is done with an invocation when dropped, so
+/// the signal is sent on every path out of it, unwinding included.
+struct InvocationAnswered(mpsc::UnboundedSender<()>);
+
+impl Drop for InvocationAnswered {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
 }
 
 /// Handles an SQS batch and reports partial failures: only the messages that failed

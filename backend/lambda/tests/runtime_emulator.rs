@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use brain2::domain::UserId;
 use brain2_devstack::{LocalAws, Provisioned};
-use brain2_loadtest::lambda_emulator::{LambdaFunction, api_gateway_v2_event, measure_cold_start, measure_warm_with};
+use brain2_loadtest::lambda_emulator::{
+    Answer, LambdaFunction, api_gateway_v2_event, measure_cold_start, measure_warm_with,
+};
 use brain2_loadtest::lambda_figures::function_environment;
 use serde_json::{Value, json};
 
@@ -118,6 +120,36 @@ async fn the_flush_extension_publishes_events_before_the_next_invocation() {
         .collect();
     assert_eq!(records.len(), 1, "init duration records after two invocations:\n{emf}");
     assert_eq!(records[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Brain2", "{}", records[0]);
+
+    function.stop().await.unwrap();
+}
+
+/// An event the API cannot read is answered with a function error without the router ever
+/// running; the invocation still ends (the extension flushes and asks for its next event),
+/// and the next invocation is served and flushed as usual. An extension waiting for a
+/// response that never comes would keep the environment busy until the function's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_api_cannot_read_ends_its_invocation_and_the_next_is_flushed() {
+    let stack = stack();
+    let binary = Path::new(env!("CARGO_BIN_EXE_brain2-lambda"));
+    let mut function = LambdaFunction::start(binary, &function_env(stack)).await.unwrap();
+    let output = |function: &LambdaFunction| function.process().output_tail().join("\n");
+
+    let rejected = function.invoke(json!({"neither": "an API Gateway event"})).await.unwrap();
+    assert!(matches!(rejected.answer, Answer::FunctionError { .. }), "{rejected:?}\n{}", output(&function));
+    // A hang shows as this wait running out; a working extension is idle within milliseconds.
+    function.wait_until_idle(WAIT).await.unwrap_or_else(|error| panic!("{error}\n{}", output(&function)));
+
+    let user = format!("user-{}", uuid::Uuid::new_v4().simple());
+    let body = json!({"content": "Tides follow the moon"}).to_string();
+    let created = function.invoke(event("POST", "/api/v1/nodes", &bearer_headers(&user), Some(body))).await.unwrap();
+    let created = created.http_response().unwrap();
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    let id = created.json().unwrap()["id"].as_str().expect("the node has an id").to_owned();
+    function.wait_until_idle(WAIT).await.unwrap();
+    let is_creation = |event: &Value| event["detail-type"] == "node.created" && event["detail"]["aggregateId"] == id;
+    let events = events_on_the_bus(stack, is_creation).await;
+    assert!(events.iter().any(is_creation), "node.created of {id} not on the bus: {events:?}\n{}", output(&function));
 
     function.stop().await.unwrap();
 }
