@@ -81,6 +81,11 @@ impl LocalAws {
         }
     }
 
+    /// Where each service's emulator answers.
+    pub fn endpoints(&self) -> &EndpointOverrides {
+        &self.endpoints
+    }
+
     /// A client factory for these emulators, with local credentials.
     pub fn factory(&self) -> ClientFactory {
         ClientFactory::new(SdkSource::Emulators, self.endpoints.clone())

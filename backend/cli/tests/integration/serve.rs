@@ -1,5 +1,6 @@
 //! One real TCP round trip through the `brain2` binary: `serve`, `token`, graceful stop.
 
+use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -104,6 +105,45 @@ async fn serve_answers_over_tcp_and_stops_gracefully() {
     let mut server = guard.0.take().unwrap();
     let status = tokio::task::spawn_blocking(move || server.wait()).await.unwrap().unwrap();
     assert!(status.success(), "graceful shutdown exits cleanly: {status}");
+}
+
+/// SIGTERM while the background publisher still holds events: with every AWS call slowed to
+/// 300 ms, the events of a bulk create are still queued or in flight when the signal
+/// arrives, and the process sends them all before it exits, each once.
+#[tokio::test]
+async fn a_terminated_server_publishes_every_queued_event_before_it_exits() {
+    let app = crate::support::TestApp::spawn().await;
+    let user = unique_user();
+    let queue = crate::support::user_queue(&app, &user, &[]).await;
+    let Server { mut guard, base } = start_server(&["--sim-rtt-ms=300"]).await;
+
+    let notes: Vec<Value> =
+        (0..25).map(|i| json!({"content": format!("Note {i} written just before a shutdown")})).collect();
+    let created = reqwest::Client::new()
+        .post(format!("{base}/nodes/bulk"))
+        .bearer_auth(crate::support::token(&user))
+        .json(&json!({"nodes": notes}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let ids: HashSet<String> =
+        created["created"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 25);
+
+    let pid = i32::try_from(guard.0.as_ref().unwrap().id()).unwrap();
+    // SAFETY: `kill` with a valid pid and signal number has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let mut server = guard.0.take().unwrap();
+    let status = tokio::task::spawn_blocking(move || server.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "graceful shutdown exits cleanly: {status}");
+
+    let arrived = crate::support::take_messages(&app, &queue, 26).await;
+    let announced: Vec<String> =
+        arrived.iter().map(|m| m["detail"]["aggregateId"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(announced.len(), 25, "one node.created per note, none twice: {announced:?}");
+    assert_eq!(announced.into_iter().collect::<HashSet<_>>(), ids);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use axum::Router;
 use axum::body::Body;
-use brain2::adapters::aws::AwsClients;
+use brain2::adapters::aws::{AwsClients, ClientFactory, EndpointOverrides, SdkSource};
 use brain2::adapters::dynamodb::schema::ensure_table;
 use brain2::bootstrap::{self, Settings};
 use brain2::domain::UserId;
@@ -124,7 +124,12 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings) -> Self {
-        let factory = stack().aws.factory().with_network(settings.adapters.network.clone());
+        Self::spawn_on(settings, stack().aws.factory()).await
+    }
+
+    /// An app whose clients come from `factory` (e.g. one pointing at a proxy of the emulators).
+    pub async fn spawn_on(settings: Settings, factory: ClientFactory) -> Self {
+        let factory = factory.with_network(settings.adapters.network.clone());
         let (router, adapters) = bootstrap::build(&settings, &factory).await;
         Self { router, clients: adapters.clients.clone(), adapters, settings }
     }
@@ -283,4 +288,51 @@ pub async fn read_response(response: axum::response::Response) -> TestResponse {
         serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     TestResponse { status, headers, body }
+}
+
+/// A TCP proxy in front of an emulator that counts the connections it accepts: what a
+/// client really opened, which no count inside the service can show.
+pub struct CountingProxy {
+    pub url: String,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingProxy {
+    /// Proxies to `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> Self {
+        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self { url, accepted, task }
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A client factory for the shared emulators with DynamoDB reached through this proxy.
+    pub fn dynamodb_factory(&self) -> ClientFactory {
+        let endpoints = EndpointOverrides { dynamodb: Some(self.url.clone()), ..stack().aws.endpoints().clone() };
+        ClientFactory::new(SdkSource::Emulators, endpoints)
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
