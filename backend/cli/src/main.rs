@@ -10,7 +10,7 @@ use brain2::bootstrap::{Adapters, Settings};
 use brain2::domain::UserId;
 use brain2::telemetry;
 use brain2::worker::{Worker, drain};
-use brain2_cli::{local_stack, metrics_listener, serve, token};
+use brain2_cli::{local_stack, serve, token};
 use brain2_devstack::provision;
 use clap::{Parser, Subcommand};
 
@@ -31,7 +31,8 @@ enum Command {
         /// BRAIN2_JWT_SECRET of its own (the development secret is refused there).
         #[arg(long, env = "BRAIN2_BIND", default_value = serve::DEFAULT_BIND)]
         bind: IpAddr,
-        /// Serve Prometheus metrics at http://ADDRESS/metrics (a loopback address only).
+        /// Serve Prometheus metrics at http://ADDRESS/metrics and the full health report at
+        /// http://ADDRESS/health (a loopback address only).
         #[arg(long, env = "BRAIN2_METRICS_ADDR", value_name = "ADDRESS")]
         metrics_addr: Option<SocketAddr>,
         /// Start local emulators first, provision them, and stop them on exit.
@@ -117,16 +118,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve { port, bind, metrics_addr, local_stack, workers, mut settings } => {
             telemetry::init(&settings.logs);
-            if let Some(address) = metrics_addr {
-                metrics_listener::start(address).await?;
-            }
             let (stack, factory) = if local_stack {
                 let (stack, factory) = local_stack::start(&mut settings).await?;
                 (Some(stack), factory)
             } else {
                 (None, environment_factory(&settings))
             };
-            serve::serve(&settings, &factory, bind, port, workers).await?;
+            serve::serve(&settings, &factory, serve::Listeners { bind, port, metrics: metrics_addr }, workers).await?;
             drop(stack);
         }
     }

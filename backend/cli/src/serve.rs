@@ -1,7 +1,7 @@
 //! `brain2 serve`: the router over HTTP, optionally with the workers in-process, until
 //! SIGINT or SIGTERM; queued events leave before the process ends.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Context;
 use brain2::adapters::aws::ClientFactory;
@@ -23,15 +23,25 @@ pub fn ensure_safe_to_bind(settings: &Settings, bind: IpAddr) -> anyhow::Result<
     Ok(())
 }
 
+/// Where `brain2 serve` listens: the API, and optionally the loopback operator listener.
+pub struct Listeners {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub metrics: Option<SocketAddr>,
+}
+
 pub async fn serve(
     settings: &Settings,
     factory: &ClientFactory,
-    bind: IpAddr,
-    port: u16,
+    listeners: Listeners,
     workers: bool,
 ) -> anyhow::Result<()> {
+    let Listeners { bind, port, metrics } = listeners;
     ensure_safe_to_bind(settings, bind)?;
     let (router, adapters) = bootstrap::build(settings, factory).await;
+    if let Some(address) = metrics {
+        crate::metrics_listener::start(address, adapters.health.clone(), settings.flags()).await?;
+    }
     let background = workers.then(|| {
         let queues = adapters.workers(&settings.workers);
         tracing::info!(workers = queues.len(), "running the workers in-process");

@@ -135,6 +135,8 @@ pub struct Adapters {
     pub clients: AwsClients,
     pub store: Arc<dyn GraphStore>,
     pub events: Arc<dyn EventPublisher>,
+    /// One checker, so the public `/health` and the loopback listener share its cached report.
+    pub health: Arc<HealthChecker>,
 }
 
 impl Adapters {
@@ -176,7 +178,9 @@ impl Adapters {
         // Off: one inline PutEvents per event before the response, as the old backend did.
         let events: Arc<dyn EventPublisher> =
             if flags.async_events { Arc::new(BackgroundPublisher::start(sender)) } else { Arc::new(sender) };
-        Self { clients, store, events }
+        let health_ttl = Duration::from_secs(settings.http.health_report_seconds);
+        let health = Arc::new(HealthChecker::new(store.clone(), events.clone(), health_ttl));
+        Self { clients, store, events, health }
     }
 }
 
@@ -186,11 +190,7 @@ pub fn app_state(settings: &Settings, adapters: &Adapters, factory: &ClientFacto
         if flags.client_reuse { None } else { Some(Arc::new(FreshClientsPerRequest(factory.clone()))) };
     AppState {
         service: Arc::new(GraphService::new(adapters.store.clone(), adapters.events.clone(), flags.soft_delete)),
-        health: Arc::new(HealthChecker::new(
-            adapters.store.clone(),
-            adapters.events.clone(),
-            Duration::from_secs(settings.http.health_report_seconds),
-        )),
+        health: adapters.health.clone(),
         authenticator: Arc::new(settings.http.authenticator()),
         version_policy: Arc::new(settings.http.version_policy()),
         flags,

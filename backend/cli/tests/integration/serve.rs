@@ -209,6 +209,24 @@ async fn metrics_endpoint_counts_the_background_put_events_of_a_bulk_create() {
     assert!(sample(&exposition, "brain2_aws_calls_total", &writes) >= 1.0, "{exposition}");
 }
 
+/// The public `/health` tells an anonymous caller whether the service is up and nothing
+/// more; the loopback operator listener shows the whole report without a token.
+#[tokio::test]
+async fn health_details_are_on_the_loopback_listener_not_the_public_port() {
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let server = start_server(&["--metrics-addr", &metrics_addr]).await;
+    let public: Value = reqwest::get(format!("{}/health", server.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(public, json!({"status": "up"}));
+    let operator = reqwest::get(format!("http://{metrics_addr}/health")).await.unwrap();
+    assert_eq!(operator.status(), 200);
+    let operator: Value = operator.json().await.unwrap();
+    assert_eq!(operator["status"], "up");
+    let components: Vec<&str> =
+        operator["components"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(components, ["dynamodb", "eventbridge"]);
+    assert_eq!(operator["flags"]["soft_delete"], true, "{operator}");
+}
+
 #[test]
 fn metrics_listener_refuses_a_public_address() {
     let output =
