@@ -192,6 +192,7 @@ pub fn app_state(settings: &Settings, adapters: &Adapters, factory: &ClientFacto
             Duration::from_secs(settings.http.health_report_seconds),
         )),
         authenticator: Arc::new(settings.http.authenticator()),
+        cursors: Arc::new(settings.http.cursor_key()),
         version_policy: Arc::new(settings.http.version_policy()),
         flags,
         expose_costs: settings.http.expose_costs,
