@@ -160,6 +160,8 @@ async fn each_field_limit_is_a_400_naming_the_field() {
         (edge(&a, "x", json!(0.5)), "invalid-node-id", "targetId"),
         (edge(&a, &b, json!(0)), "invalid-weight", "weight"),
         (edge(&a, &b, json!(1.5)), "invalid-weight", "weight"),
+        // A valid float that is no DynamoDB number: it was a 500 (found by schemathesis).
+        (edge(&a, &b, json!(5e-324)), "invalid-weight", "weight"),
         (edge(&a, &a, json!(0.5)), "self-edge", "targetId"),
     ];
     for (body, code, field) in edge_cases {

@@ -21,7 +21,7 @@ pub enum DomainError {
     InvalidUserId,
     #[error("an edge cannot connect a node to itself")]
     SelfEdge,
-    #[error("edge weight must be a number greater than 0 and at most 1, got {0}")]
+    #[error("edge weight must be a number from 0.000001 to 1, got {0}")]
     InvalidWeight(f64),
 }
 

@@ -165,8 +165,8 @@ pub struct CreateEdgeBody {
     pub source_id: String,
     #[schema(schema_with = node_id_schema)]
     pub target_id: String,
-    /// Strength in (0, 1]; 1 when absent.
-    #[schema(exclusive_minimum = 0, maximum = 1)]
+    /// Strength from 0.000001 to 1; 1 when absent.
+    #[schema(minimum = 0.000001, maximum = 1)]
     pub weight: Option<f64>,
 }
 
@@ -235,7 +235,7 @@ pub struct EdgeDto {
     pub source_id: String,
     #[schema(format = Uuid)]
     pub target_id: String,
-    #[schema(exclusive_minimum = 0, maximum = 1)]
+    #[schema(minimum = 0.000001, maximum = 1)]
     pub weight: f64,
     /// `manual` (drawn by the user) or `similarity` (derived from shared keywords).
     #[schema(pattern = "^(manual|similarity)$")]
@@ -294,7 +294,7 @@ impl From<&Graph> for GraphDto {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NeighborDto {
     pub node: NodeDto,
-    #[schema(exclusive_minimum = 0, maximum = 1)]
+    #[schema(minimum = 0.000001, maximum = 1)]
     pub weight: f64,
     #[schema(pattern = "^(manual|similarity)$")]
     pub kind: String,
