@@ -123,7 +123,7 @@ impl IntoResponse for ApiError {
 }
 
 /// The request field a domain rule is about, as the API names it.
-pub fn domain_field(error: &DomainError) -> Option<&'static str> {
+fn domain_field(error: &DomainError) -> Option<&'static str> {
     match error {
         DomainError::EmptyContent
         | DomainError::ContentTooLong { .. }
