@@ -4,7 +4,7 @@ INSTALL_TOOLS := scripts/install-tools.sh
 BRAIN2 := target/debug/brain2
 ENV_FILE := .env.local
 
-.PHONY: tools build fmt lint test test-containers bench loadtest serve local-aws clean \
+.PHONY: tools build fmt lint test test-containers schemathesis openapi bench loadtest serve local-aws clean \
 	infra-deps infra-test synth diff deploy destroy lambda-zips cargo-lambda
 
 
@@ -24,10 +24,33 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/check-lambda-deps.sh
 
-# Everything CI runs: lints, unit tests and the integration suite on local emulators, and
-# the infrastructure's tests.
+# Everything CI runs: lints, unit tests, property tests and the integration suite on local
+# emulators, the infrastructure's tests, and the API fuzzed against its OpenAPI document.
 test: tools lint infra-test
 	cargo test --workspace --all-targets
+	$(MAKE) --no-print-directory schemathesis
+
+# schemathesis from PyPI into a git-ignored venv, reinstalled when the version changes.
+SCHEMATHESIS_VERSION := 4.32.5
+SCHEMATHESIS_VENV := .venv-schemathesis
+SCHEMATHESIS_STAMP := $(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION)
+
+$(SCHEMATHESIS_STAMP):
+	rm -rf $(SCHEMATHESIS_VENV)
+	python3 -m venv $(SCHEMATHESIS_VENV)
+	$(SCHEMATHESIS_VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
+	touch $@
+
+# `brain2 serve --local-stack` on a free loopback port, fuzzed by schemathesis over every
+# operation of docs/openapi.json: no 5xx, no answer the document does not describe
+# (scripts/schemathesis.sh; settings such as SCHEMATHESIS_MAX_EXAMPLES there).
+schemathesis: tools $(SCHEMATHESIS_STAMP)
+	cargo build --bin brain2
+	SCHEMATHESIS=$(SCHEMATHESIS_VENV)/bin/schemathesis scripts/schemathesis.sh
+
+# Rewrites docs/openapi.json from the code (a unit test fails while it is stale).
+openapi:
+	BRAIN2_UPDATE_OPENAPI=1 cargo test -p brain2 --lib http::openapi
 
 # The integration suite again, with DynamoDB Local and LocalStack in containers started by
 # testcontainers, then on the stack's data plane deployed to LocalStack (docs/testing.md).

@@ -65,7 +65,8 @@ enum Command {
         #[command(flatten)]
         settings: Settings,
     },
-    /// Print a development JWT for a user, signed with BRAIN2_JWT_SECRET.
+    /// Print a development JWT for a user, signed with BRAIN2_JWT_SECRET (with the first of
+    /// BRAIN2_JWT_ISSUER and BRAIN2_JWT_AUDIENCE as `iss` and `aud` when they are set).
     Token {
         #[arg(long)]
         user: String,
@@ -81,7 +82,8 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Token { user, ttl_seconds, settings } => {
             let user = UserId::parse(&user)?;
-            println!("{}", token::issue(settings.http.jwt_secret(), &user, ttl_seconds)?);
+            let policy = settings.http.token_policy();
+            println!("{}", token::issue_for(settings.http.jwt_secret(), &user, ttl_seconds, &policy)?);
         }
         Command::Provision { settings } => {
             telemetry::init(&settings.logs);

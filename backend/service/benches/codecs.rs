@@ -1,11 +1,11 @@
 //! What every read and write converts: nodes and edges to and from DynamoDB attribute
-//! maps, and the opaque list cursors of `GET /nodes`.
+//! maps, and the sealed (HMAC-SHA256) list cursors of `GET /nodes`.
 
 use std::hint::black_box;
 
 use brain2::adapters::dynamodb::items::{edge_from_item, edge_to_items, node_from_item, node_to_item};
 use brain2::domain::{Edge, EdgeKind, EdgeWeight, KeywordExtractor, Node, NodeDraft, NodeId, UserId};
-use brain2::http::dto::{decode_cursor, encode_cursor};
+use brain2::http::cursor::CursorKey;
 use brain2::ports::ListCursor;
 use chrono::{TimeZone, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -57,12 +57,13 @@ fn dynamodb_items(c: &mut Criterion) {
 
 fn list_cursor(c: &mut Criterion) {
     let cursor = ListCursor { created_at_ms: 1_741_944_413_123, node_id: NodeId::generate() };
-    let encoded = encode_cursor(cursor);
-    assert_eq!(decode_cursor(&encoded).ok(), Some(cursor), "the cursor does not round-trip");
+    let (key, user) = (CursorKey::built_in(), user());
+    let encoded = key.seal_listing(&user, cursor);
+    assert_eq!(key.open_listing(&user, &encoded).ok(), Some(cursor), "the cursor does not round-trip");
 
     let mut group = c.benchmark_group("list_cursor");
-    group.bench_function("encode", |b| b.iter(|| encode_cursor(black_box(cursor))));
-    group.bench_function("decode", |b| b.iter(|| decode_cursor(black_box(&encoded))));
+    group.bench_function("encode", |b| b.iter(|| key.seal_listing(&user, black_box(cursor))));
+    group.bench_function("decode", |b| b.iter(|| key.open_listing(&user, black_box(&encoded))));
     group.finish();
 }
 

@@ -17,6 +17,7 @@ use brain2::app::health::HealthChecker;
 use brain2::domain::UserId;
 use brain2::flags::Flags;
 use brain2::http::auth::Authenticator;
+use brain2::http::cursor::CursorKey;
 use brain2::http::dto::NodeDto;
 use brain2::http::middleware::VersionPolicy;
 use brain2::http::{API_PREFIX, AppState, router};
@@ -50,6 +51,7 @@ fn api() -> Api {
         service: Arc::new(GraphService::new(store.clone(), events.clone(), flags.soft_delete)),
         health: Arc::new(HealthChecker::new(store.clone(), events.clone(), Duration::from_secs(5))),
         authenticator: Arc::new(Authenticator::shared_secret(SECRET)),
+        cursors: Arc::new(CursorKey::built_in()),
         version_policy: Arc::new(VersionPolicy::default()),
         flags,
         expose_costs: false,

@@ -192,6 +192,7 @@ pub fn app_state(settings: &Settings, adapters: &Adapters, factory: &ClientFacto
         service: Arc::new(GraphService::new(adapters.store.clone(), adapters.events.clone(), flags.soft_delete)),
         health: adapters.health.clone(),
         authenticator: Arc::new(settings.http.authenticator()),
+        cursors: Arc::new(settings.http.cursor_key()),
         version_policy: Arc::new(settings.http.version_policy()),
         flags,
         expose_costs: settings.http.expose_costs,

@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod contract;
 mod edges;
 mod events;
 mod flags;

@@ -36,10 +36,11 @@ async fn another_user_reaches_nothing() {
     assert_eq!(app.get(&bob, "/api/v1/graph-data").await.body, json!({"nodes": [], "edges": []}));
     assert_eq!(app.get(&bob, "/api/v1/nodes").await.body["items"], json!([]));
     assert_eq!(app.get(&bob, "/api/v1/search?keyword=sourdough").await.body["items"], json!([]));
-    // A cursor from Alice's listing positions Bob in his own (empty) data, nothing more.
+    // A cursor returned to Alice is bound to her: Bob's use of it is refused before any read.
     let with_cursor = app.get(&bob, &format!("/api/v1/nodes?cursor={alice_cursor}")).await;
-    assert_eq!(with_cursor.status, StatusCode::OK);
-    assert_eq!(with_cursor.body["items"], json!([]));
+    with_cursor.assert_problem(400, "invalid-cursor");
+    assert_eq!(with_cursor.body["field"], "cursor");
+    assert_eq!(app.get(&alice, &format!("/api/v1/nodes?cursor={alice_cursor}")).await.status, StatusCode::OK);
 
     // Alice's data is intact.
     assert_eq!(app.get(&alice, &format!("/api/v1/nodes/{a1}")).await.body, first);

@@ -26,15 +26,18 @@ impl EdgeKind {
     }
 }
 
-/// Strength of a connection, in (0, 1].
+/// Strength of a connection, from [`EdgeWeight::MIN`] to 1.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EdgeWeight(f64);
 
 impl EdgeWeight {
     pub const FULL: Self = Self(1.0);
+    /// The weakest weight: numbers closer to 0 (down to 5e-324) are valid floats but not
+    /// DynamoDB numbers (1e-130 at the least), and no link is meaningfully that weak.
+    pub const MIN: f64 = 1e-6;
 
     pub fn new(value: f64) -> Result<Self, DomainError> {
-        if value.is_finite() && value > 0.0 && value <= 1.0 {
+        if value.is_finite() && (Self::MIN..=1.0).contains(&value) {
             Ok(Self(value))
         } else {
             Err(DomainError::InvalidWeight(value))
@@ -87,7 +90,8 @@ mod tests {
     fn weight_bounds() {
         assert!(EdgeWeight::new(1.0).is_ok());
         assert!(EdgeWeight::new(0.01).is_ok());
-        for bad in [0.0, -0.5, 1.01, f64::NAN, f64::INFINITY] {
+        assert!(EdgeWeight::new(EdgeWeight::MIN).is_ok());
+        for bad in [0.0, 5e-324, 1e-7, -0.5, 1.01, f64::NAN, f64::INFINITY] {
             assert!(EdgeWeight::new(bad).is_err(), "{bad} accepted");
         }
     }

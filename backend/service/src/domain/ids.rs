@@ -29,6 +29,8 @@ impl fmt::Display for UserId {
     }
 }
 
+const HYPHENATED_LENGTH: usize = 36;
+
 /// Node ids are UUIDv7: unique without coordination and roughly time-ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(Uuid);
@@ -38,8 +40,26 @@ impl NodeId {
         Self(Uuid::now_v7())
     }
 
+    /// The hyphenated form only (`8-4-4-4-12` hexadecimal digits, either case): the braced,
+    /// URN and unhyphenated forms `uuid` would also read are refused, so an id has one
+    /// spelling on the wire besides its case.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        Uuid::try_parse(raw).map(Self).map_err(|_| DomainError::InvalidNodeId(raw.chars().take(64).collect()))
+        let invalid = || DomainError::InvalidNodeId(raw.chars().take(64).collect());
+        if raw.len() != HYPHENATED_LENGTH {
+            return Err(invalid());
+        }
+        Uuid::try_parse(raw).map(Self).map_err(|_| invalid())
+    }
+}
+
+impl NodeId {
+    /// The 16 bytes of the UUID (cursors carry them).
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(Uuid::from_bytes(bytes))
     }
 }
 
@@ -70,5 +90,9 @@ mod tests {
         let upper = id.to_string().to_uppercase();
         assert_eq!(NodeId::parse(&upper).unwrap().to_string(), id.to_string());
         assert!(matches!(NodeId::parse("nope"), Err(DomainError::InvalidNodeId(_))));
+        let simple = id.to_string().replace('-', "");
+        for other_form in [simple.clone(), format!("{{{id}}}"), format!("urn:uuid:{id}"), format!(" {id}")] {
+            assert!(NodeId::parse(&other_form).is_err(), "{other_form}");
+        }
     }
 }

@@ -9,7 +9,9 @@ use unicode_segmentation::UnicodeSegmentation;
 /// Shortest and longest word (in characters) that can become a keyword.
 /// Shorter words are almost always noise; longer ones are usually URLs or hashes.
 const MIN_WORD_CHARS: usize = 3;
-const MAX_WORD_CHARS: usize = 40;
+pub const MAX_WORD_CHARS: usize = 40;
+/// Longest search term read at all; a longer one cannot be one word of a keyword's length.
+pub const MAX_TERM_CHARS: usize = 100;
 /// Keywords per node. Each keyword is one posting item, so this bounds write cost per note.
 pub const MAX_KEYWORDS_PER_NODE: usize = 20;
 
@@ -47,8 +49,13 @@ impl KeywordExtractor {
     }
 
     /// The keyword a search term stands for, or `None` when the term can never be a keyword
-    /// (a stop word, a number, too short or too long, or more than one word).
+    /// (a stop word, a number, too short or too long, or more than one word). A term with
+    /// `#` (the table's key separator) or a control character is refused outright rather
+    /// than split: keywords go into keys, and a term is never silently read as another.
     pub fn normalize_term(&self, term: &str) -> Option<String> {
+        if term.chars().count() > MAX_TERM_CHARS || term.chars().any(|c| c == '#' || c.is_control()) {
+            return None;
+        }
         let mut words = term.unicode_words();
         let word = words.next()?;
         if words.next().is_some() {
@@ -58,6 +65,13 @@ impl KeywordExtractor {
     }
 
     fn normalize_word(&self, word: &str) -> Option<String> {
+        // The segmenter keeps a space with the combining marks that follow it (" \u{113cc}\u{b47}"
+        // is one "word"), so a word is trimmed, and refused if anything of that kind is left:
+        // keywords go into keys and are matched exactly.
+        let word = word.trim();
+        if word.chars().any(|c| c.is_whitespace() || c.is_control() || c == '#') {
+            return None;
+        }
         let lower = word.to_lowercase();
         let length = lower.chars().count();
         if !(MIN_WORD_CHARS..=MAX_WORD_CHARS).contains(&length)
@@ -67,6 +81,11 @@ impl KeywordExtractor {
             return None;
         }
         Some(self.stemmer.stem(&lower).into_owned())
+    }
+
+    /// Whether `word` (lower-case) is one of the stop words, which never become keywords.
+    pub fn is_stop_word(&self, word: &str) -> bool {
+        self.stop_words.contains(word)
     }
 }
 
@@ -114,6 +133,17 @@ mod tests {
         assert_eq!(extractor.normalize_term("the"), None);
         assert_eq!(extractor.normalize_term("two words"), None);
         assert_eq!(extractor.normalize_term(""), None);
+        assert_eq!(extractor.normalize_term("#running"), None);
+        assert_eq!(extractor.normalize_term("run\u{0}ning"), None);
+        assert_eq!(extractor.normalize_term(&"a".repeat(MAX_TERM_CHARS + 1)), None);
+    }
+
+    #[test]
+    fn words_are_trimmed_of_what_the_segmenter_leaves_on_them() {
+        // Found by the property tests: a space followed by combining marks is one segment.
+        let keywords = KeywordExtractor::new().extract("A \u{113cc}\u{b47} note \u{113cc}\u{b47}\u{b47}\u{b47}");
+        assert!(keywords.iter().all(|k| !k.chars().any(char::is_whitespace)), "{keywords:?}");
+        assert!(keywords.contains(&"note".to_owned()));
     }
 
     #[test]

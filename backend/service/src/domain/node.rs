@@ -15,16 +15,27 @@ pub struct NodeDraft {
 
 impl NodeDraft {
     /// Content is trimmed; tags are trimmed and de-duplicated in order.
+    ///
+    /// Content may hold any character but the control characters other than tab, line feed
+    /// and carriage return; tags no control character at all. Neither ever reaches a key of
+    /// the table (keys are built from the user id, node ids and extracted keywords), so `#`
+    /// is allowed in both.
     pub fn new(content: &str, tags: &[String]) -> Result<Self, DomainError> {
         let content = content.trim();
         if content.is_empty() {
             return Err(DomainError::EmptyContent);
         }
-        let length = content.chars().count();
+        let mut length = 0;
+        for (position, c) in content.chars().enumerate() {
+            if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+                return Err(DomainError::ContentControlCharacter { position });
+            }
+            length = position + 1;
+        }
         if length > MAX_CONTENT_CHARS {
             return Err(DomainError::ContentTooLong { actual: length, limit: MAX_CONTENT_CHARS });
         }
-        let mut unique_tags: Vec<String> = Vec::with_capacity(tags.len());
+        let mut unique_tags: Vec<String> = Vec::with_capacity(tags.len().min(MAX_TAGS));
         for raw in tags {
             let tag = raw.trim();
             let valid = !tag.is_empty() && tag.chars().count() <= MAX_TAG_CHARS && !tag.chars().any(char::is_control);
@@ -35,11 +46,13 @@ impl NodeDraft {
                 });
             }
             if !unique_tags.iter().any(|t| t == tag) {
+                // Refused as soon as one tag too many is seen: the de-duplication stays
+                // linear in the tags sent, however many a body carries.
+                if unique_tags.len() == MAX_TAGS {
+                    return Err(DomainError::TooManyTags { actual: tags.len(), limit: MAX_TAGS });
+                }
                 unique_tags.push(tag.to_owned());
             }
-        }
-        if unique_tags.len() > MAX_TAGS {
-            return Err(DomainError::TooManyTags { actual: unique_tags.len(), limit: MAX_TAGS });
         }
         Ok(Self { content: content.to_owned(), tags: unique_tags })
     }
@@ -112,6 +125,19 @@ mod tests {
         assert!(matches!(NodeDraft::new("ok", &tags(&[""])), Err(DomainError::InvalidTag { .. })));
         let many: Vec<String> = (0..=MAX_TAGS).map(|i| format!("t{i}")).collect();
         assert!(matches!(NodeDraft::new("ok", &many), Err(DomainError::TooManyTags { .. })));
+        let repeated: Vec<String> = (0..100).map(|i| format!("t{}", i % MAX_TAGS)).collect();
+        assert_eq!(NodeDraft::new("ok", &repeated).unwrap().tags.len(), MAX_TAGS);
+        assert_eq!(NodeDraft::new("a\u{0}b", &[]), Err(DomainError::ContentControlCharacter { position: 1 }));
+        assert_eq!(NodeDraft::new("ok", &tags(&["a\u{7f}"])).unwrap_err().code(), "invalid-tag");
+    }
+
+    #[test]
+    fn draft_keeps_text_layout_and_key_separators() {
+        let draft = NodeDraft::new("line one\n\tline two\r\nC# and #tags", &tags(&["#rust", "a#b"])).unwrap();
+        assert_eq!(draft.content, "line one\n\tline two\r\nC# and #tags");
+        assert_eq!(draft.tags, tags(&["#rust", "a#b"]));
+        let longest = "é".repeat(MAX_CONTENT_CHARS);
+        assert!(NodeDraft::new(&longest, &[]).is_ok(), "the limit counts characters, not bytes");
     }
 
     #[test]

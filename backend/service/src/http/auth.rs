@@ -5,6 +5,7 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
@@ -18,10 +19,11 @@ pub const DEVELOPMENT_SECRET: &str = "brain2-local-development-secret";
 /// Tolerated clock skew when checking `exp`.
 const LEEWAY_SECONDS: u64 = 30;
 
-/// What the service reads of a token; `exp` is checked by the decoder.
+/// What the service reads of a token; `exp` is checked by the decoder. `sub` is optional
+/// here only so that a token without one is refused as such, not as unreadable.
 #[derive(Debug, Deserialize)]
 struct Claims {
-    sub: String,
+    sub: Option<String>,
 }
 
 /// Claims that API Gateway's JWT or Cognito authorizer verified; put into the request
@@ -39,16 +41,40 @@ pub enum Authenticator {
     GatewayAuthorizer,
 }
 
+/// What a token must say beyond `sub` and `exp`, when the deployment asks for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenPolicy {
+    /// `iss` must be one of these; not checked when empty.
+    pub issuers: Vec<String>,
+    /// `aud` must name one of these; not checked when empty (a token's `aud` is then ignored).
+    pub audiences: Vec<String>,
+}
+
 impl Authenticator {
     pub fn shared_secret(secret: &str) -> Self {
+        Self::shared_secret_with(secret, &TokenPolicy::default())
+    }
+
+    pub fn shared_secret_with(secret: &str, policy: &TokenPolicy) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         // Only HS256: `alg: none` and every other algorithm are refused by the decoder.
         validation.algorithms = vec![Algorithm::HS256];
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut required = vec!["exp", "sub"];
         // A token that says it is not valid yet (`nbf`) is refused until it is; the decoder
         // ignores `nbf` unless asked.
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
+        if !policy.issuers.is_empty() {
+            validation.set_issuer(&policy.issuers);
+            required.push("iss");
+        }
+        if policy.audiences.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&policy.audiences);
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
         Self::SharedSecret(Box::new((DecodingKey::from_secret(secret.as_bytes()), validation)))
     }
 
@@ -58,9 +84,12 @@ impl Authenticator {
                 let (key, validation) = verifier.as_ref();
                 let token = bearer_token(parts)?;
                 jsonwebtoken::decode::<Claims>(token, key, validation)
-                    .map_err(|error| unauthorized("invalid-token", format!("the bearer token was refused: {error}")))?
+                    .map_err(|error| unauthorized("invalid-token", refusal(error.kind())))?
                     .claims
                     .sub
+                    .ok_or_else(|| {
+                        unauthorized("invalid-token", refusal(&ErrorKind::MissingRequiredClaim("sub".to_owned())))
+                    })?
             }
             Self::GatewayAuthorizer => parts
                 .extensions
@@ -70,6 +99,24 @@ impl Authenticator {
         };
         UserId::parse(&subject).map_err(|_| unauthorized("invalid-subject", "the token subject is not a valid user id"))
     }
+}
+
+/// Why a token was refused, in words a client can act on (and nothing of the secret).
+fn refusal(kind: &ErrorKind) -> String {
+    let reason = match kind {
+        ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_owned(),
+        ErrorKind::InvalidSignature => "the token's signature does not verify".to_owned(),
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::MissingAlgorithm => {
+            "the token's algorithm is not accepted (HS256 only)".to_owned()
+        }
+        ErrorKind::InvalidIssuer => "the token's issuer (iss) is not accepted".to_owned(),
+        ErrorKind::InvalidAudience => "the token's audience (aud) is not accepted".to_owned(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the token has no {claim} claim"),
+        ErrorKind::InvalidClaimFormat(claim) => format!("the token's {claim} claim is malformed"),
+        _ => "the token is malformed (not a signed JWT)".to_owned(),
+    };
+    format!("the bearer token was refused: {reason}")
 }
 
 fn unauthorized(code: &'static str, detail: impl Into<String>) -> ApiError {

@@ -1,21 +1,114 @@
-//! The JSON shapes of the API. Field names are camelCase and part of the contract.
+//! The JSON shapes of the API. Field names are camelCase and part of the contract; each
+//! shape is described in the OpenAPI document by its `ToSchema` or `IntoParams` derive.
+//! Request bodies refuse fields they do not have (`deny_unknown_fields`): a misspelt or
+//! foreign field (such as `userId`) is a 400, never silently ignored.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, ToSchema};
 
-use super::problem::ApiError;
+use super::cursor::{CursorKey, MAX_CURSOR_CHARS};
+use super::extract::{Object, RequestBody};
 use crate::app::health::HealthReport;
-use crate::app::service::{BulkCreateReport, BulkDeleteReport, Neighbor, NodeInput};
-use crate::domain::{Edge, Node, NodeId};
-use crate::ports::{Graph, ListCursor, Page};
+use crate::app::service::{BulkCreateReport, BulkDeleteReport, MAX_BULK_ITEMS, MAX_PAGE_SIZE, Neighbor, NodeInput};
+use crate::domain::keywords::MAX_TERM_CHARS;
+use crate::domain::node::{MAX_CONTENT_CHARS, MAX_TAG_CHARS, MAX_TAGS};
+use crate::domain::{Edge, Node, NodeId, UserId};
+use crate::ports::{Graph, Page};
 
-#[derive(Debug, Deserialize)]
+/// Largest body of the operations that carry one node, an edge or a list of ids: a note of
+/// 10,000 characters of up to 4 bytes each with 10 tags of 50 such characters is 42 KB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest body of a bulk create: 100 of those notes, 4.2 MB, fit, and so does the Lambda
+/// request payload (6 MB) around it.
+pub const MAX_BULK_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+fn string_schema(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String).description(Some(description))
+}
+
+pub(crate) fn node_id_schema() -> ObjectBuilder {
+    string_schema("A node id: a UUID in its hyphenated form.")
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+}
+
+fn content_schema() -> impl Into<RefOr<Schema>> {
+    string_schema(&format!(
+        "The note's text, trimmed: 1 to {MAX_CONTENT_CHARS} characters, without control characters other than \
+         tab, line feed and carriage return."
+    ))
+    .min_length(Some(1))
+    .max_length(Some(MAX_CONTENT_CHARS))
+}
+
+fn tags_schema() -> impl Into<RefOr<Schema>> {
+    ArrayBuilder::new()
+        .items(
+            string_schema(&format!("1 to {MAX_TAG_CHARS} characters once trimmed, without control characters."))
+                .min_length(Some(1))
+                .max_length(Some(MAX_TAG_CHARS)),
+        )
+        .max_items(Some(MAX_TAGS))
+        .description(Some(format!(
+            "At most {MAX_TAGS} distinct tags; trimmed and de-duplicated in order. Tags are stored as they are and \
+             never become part of a key, so any other character (`#` too) is allowed."
+        )))
+}
+
+fn bulk_nodes_schema() -> impl Into<RefOr<Schema>> {
+    ArrayBuilder::new()
+        .items(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("NodeBody")))
+        .min_items(Some(1))
+        .max_items(Some(MAX_BULK_ITEMS))
+        .description(Some(format!("1 to {MAX_BULK_ITEMS} notes.")))
+}
+
+fn bulk_ids_schema() -> impl Into<RefOr<Schema>> {
+    ArrayBuilder::new()
+        .items(node_id_schema())
+        .min_items(Some(1))
+        .max_items(Some(MAX_BULK_ITEMS))
+        .description(Some(format!("1 to {MAX_BULK_ITEMS} node ids; each is reported as deleted or failed.")))
+}
+
+fn limit_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(MAX_PAGE_SIZE as u32))
+        .default(Some(crate::app::service::DEFAULT_PAGE_SIZE.into()))
+        .description(Some(format!("Items per page, 1 to {MAX_PAGE_SIZE}.")))
+}
+
+fn cursor_schema() -> impl Into<RefOr<Schema>> {
+    string_schema("The `nextCursor` of the previous page, as it was returned to this user.")
+        .max_length(Some(MAX_CURSOR_CHARS))
+}
+
+fn keyword_schema() -> impl Into<RefOr<Schema>> {
+    string_schema(&format!(
+        "One word, 1 to {MAX_TERM_CHARS} characters, without `#` or control characters; matched on its stem, \
+         so `running` finds notes that say `runs`. Stop words, numbers and words under 3 characters are refused."
+    ))
+    .min_length(Some(1))
+    .max_length(Some(MAX_TERM_CHARS))
+}
+
+/// A note as a client writes it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NodeBody {
+    #[schema(schema_with = content_schema)]
     pub content: String,
     #[serde(default)]
+    #[schema(schema_with = tags_schema)]
     pub tags: Vec<String>,
+}
+
+impl RequestBody for NodeBody {
+    const MAX_BYTES: usize = MAX_BODY_BYTES;
 }
 
 impl From<NodeBody> for NodeInput {
@@ -24,54 +117,99 @@ impl From<NodeBody> for NodeInput {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A new version of a note, based on the version the client read.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateNodeBody {
+    #[schema(schema_with = content_schema)]
     pub content: String,
     #[serde(default)]
+    #[schema(schema_with = tags_schema)]
     pub tags: Vec<String>,
+    /// The version this edit is based on; a stale one is a 409.
+    #[schema(minimum = 1)]
     pub version: u64,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct BulkCreateBody {
-    pub nodes: Vec<NodeBody>,
+impl RequestBody for UpdateNodeBody {
+    const MAX_BYTES: usize = MAX_BODY_BYTES;
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkCreateBody {
+    #[schema(schema_with = bulk_nodes_schema)]
+    pub nodes: Vec<Object<NodeBody>>,
+}
+
+impl RequestBody for BulkCreateBody {
+    const MAX_BYTES: usize = MAX_BULK_BODY_BYTES;
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BulkDeleteBody {
+    #[schema(schema_with = bulk_ids_schema)]
     pub node_ids: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+impl RequestBody for BulkDeleteBody {
+    const MAX_BYTES: usize = MAX_BODY_BYTES;
+}
+
+/// A manual edge between two of the caller's nodes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateEdgeBody {
+    #[schema(schema_with = node_id_schema)]
     pub source_id: String,
+    #[schema(schema_with = node_id_schema)]
     pub target_id: String,
+    /// Strength from 0.000001 to 1; 1 when absent.
+    #[schema(minimum = 0.000001, maximum = 1)]
     pub weight: Option<f64>,
 }
 
-#[derive(Debug, Deserialize)]
+impl RequestBody for CreateEdgeBody {
+    const MAX_BYTES: usize = MAX_BODY_BYTES;
+}
+
+/// Unknown query parameters are ignored.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(schema_with = limit_schema)]
     pub limit: Option<usize>,
+    #[param(schema_with = cursor_schema)]
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    #[param(schema_with = keyword_schema)]
     pub keyword: String,
+    #[param(schema_with = limit_schema)]
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// A note.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeDto {
+    #[schema(format = Uuid)]
     pub id: String,
     pub content: String,
+    /// What the note can be found by (`GET /search`), most frequent first; at most 20.
     pub keywords: Vec<String>,
     pub tags: Vec<String>,
+    /// RFC 3339, UTC, milliseconds.
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
+    /// 1 when created, one more with every update.
+    #[schema(minimum = 1)]
     pub version: u64,
 }
 
@@ -89,13 +227,20 @@ impl From<&Node> for NodeDto {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// A link between two notes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeDto {
+    #[schema(format = Uuid)]
     pub source_id: String,
+    #[schema(format = Uuid)]
     pub target_id: String,
+    #[schema(minimum = 0.000001, maximum = 1)]
     pub weight: f64,
+    /// `manual` (drawn by the user) or `similarity` (derived from shared keywords).
+    #[schema(pattern = "^(manual|similarity)$")]
     pub kind: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -111,20 +256,27 @@ impl From<&Edge> for EdgeDto {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// One page of the caller's notes, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodePage {
     pub items: Vec<NodeDto>,
+    /// Pass it as `cursor` for the next page; `null` on the last page. Opaque, and valid only
+    /// for the user it was returned to.
     pub next_cursor: Option<String>,
 }
 
-impl From<&Page<Node>> for NodePage {
-    fn from(page: &Page<Node>) -> Self {
-        Self { items: page.items.iter().map(NodeDto::from).collect(), next_cursor: page.next.map(encode_cursor) }
+impl NodePage {
+    pub fn new(page: &Page<Node>, cursors: &CursorKey, user: &UserId) -> Self {
+        Self {
+            items: page.items.iter().map(NodeDto::from).collect(),
+            next_cursor: page.next.map(|next| cursors.seal_listing(user, next)),
+        }
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The caller's whole graph.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GraphDto {
     pub nodes: Vec<NodeDto>,
     pub edges: Vec<EdgeDto>,
@@ -139,16 +291,20 @@ impl From<&Graph> for GraphDto {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NeighborDto {
     pub node: NodeDto,
+    #[schema(minimum = 0.000001, maximum = 1)]
     pub weight: f64,
+    #[schema(pattern = "^(manual|similarity)$")]
     pub kind: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The nodes linked to one node, with the links' weight and kind.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NeighborsDto {
+    #[schema(format = Uuid)]
     pub node_id: String,
     pub neighbors: Vec<NeighborDto>,
 }
@@ -169,20 +325,25 @@ impl NeighborsDto {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The caller's notes with the keyword, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SearchDto {
+    /// The term as sent.
     pub keyword: String,
     pub items: Vec<NodeDto>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// Why the note at `index` of the request was not created.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IndexFailureDto {
     pub index: usize,
+    /// A validation code (`content-too-long`...) or `write-failed`.
     pub code: String,
     pub message: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// Every note of the request is in `created` (in request order) or in `failed`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BulkCreateDto {
     pub created: Vec<NodeDto>,
     pub failed: Vec<IndexFailureDto>,
@@ -205,14 +366,17 @@ impl From<&BulkCreateReport> for BulkCreateDto {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// Why the id (as sent) was not deleted.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IdFailureDto {
     pub id: String,
+    /// `invalid-node-id`, `duplicate-id`, `not-found` or `write-failed`.
     pub code: String,
     pub message: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// Every id of the request is in `deleted` or in `failed`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BulkDeleteDto {
     pub deleted: Vec<String>,
     pub failed: Vec<IdFailureDto>,
@@ -235,10 +399,12 @@ impl From<&BulkDeleteReport> for BulkDeleteDto {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// One dependency's check.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentDto {
     pub name: String,
+    #[schema(pattern = "^(up|degraded|down)$")]
     pub status: String,
     pub duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -246,8 +412,10 @@ pub struct ComponentDto {
 }
 
 /// The whole report for an authenticated caller; the status alone for anyone else.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HealthDto {
+    /// `up`, `degraded` or `down` (then with status 503).
+    #[schema(pattern = "^(up|degraded|down)$")]
     pub status: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
@@ -280,37 +448,5 @@ impl HealthDto {
     /// The status alone: what an anonymous caller may know.
     pub fn summary(self) -> Self {
         Self { status: self.status, version: String::new(), components: Vec::new(), flags: Default::default() }
-    }
-}
-
-/// Cursors are opaque to clients. They hold only a position (time and node id), never
-/// a user id: the store rebuilds the key from the caller, so a cursor cannot cross users.
-pub fn encode_cursor(cursor: ListCursor) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", cursor.created_at_ms, cursor.node_id))
-}
-
-pub fn decode_cursor(raw: &str) -> Result<ListCursor, ApiError> {
-    let invalid = || ApiError::bad_request("invalid-cursor", "the cursor is not one this API returned");
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (millis, id) = text.split_once(':').ok_or_else(invalid)?;
-    let created_at_ms: i64 = millis.parse().map_err(|_| invalid())?;
-    if created_at_ms < 0 {
-        return Err(invalid());
-    }
-    Ok(ListCursor { created_at_ms, node_id: NodeId::parse(id).map_err(|_| invalid())? })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_round_trips_and_rejects_garbage() {
-        let cursor = ListCursor { created_at_ms: 1_700_000_000_123, node_id: NodeId::generate() };
-        assert_eq!(decode_cursor(&encode_cursor(cursor)).unwrap(), cursor);
-        for bad in ["", "!!!", "bm90LWEtY3Vyc29y", &URL_SAFE_NO_PAD.encode("-5:x")] {
-            assert_eq!(decode_cursor(bad).unwrap_err().code, "invalid-cursor", "{bad}");
-        }
     }
 }

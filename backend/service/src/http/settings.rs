@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use clap::{ArgAction, Args, ValueEnum};
 
-use super::auth::{Authenticator, DEVELOPMENT_SECRET};
+use super::auth::{Authenticator, DEVELOPMENT_SECRET, TokenPolicy};
+use super::cursor::CursorKey;
 use super::middleware::VersionPolicy;
 use crate::config::{rfc3339, switch};
 
@@ -25,6 +26,17 @@ pub struct HttpSettings {
     /// which a Lambda function refuses (32 bytes at least there).
     #[arg(long, env = "BRAIN2_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Accepted token issuers (`iss`), comma-separated; unset means `iss` is not checked.
+    #[arg(long, env = "BRAIN2_JWT_ISSUER", value_delimiter = ',')]
+    pub jwt_issuer: Vec<String>,
+    /// Accepted token audiences (`aud`), comma-separated; unset means `aud` is not checked.
+    #[arg(long, env = "BRAIN2_JWT_AUDIENCE", value_delimiter = ',')]
+    pub jwt_audience: Vec<String>,
+    /// Key of the MAC that binds cursors to their user; unset means a built-in key, which
+    /// still binds them (reads are keyed by the caller whatever a cursor says), but lets
+    /// whoever knows it forge positions in their own data.
+    #[arg(long, env = "BRAIN2_CURSOR_KEY", hide_env_values = true)]
+    pub cursor_key: Option<String>,
     /// When API v1 was deprecated (RFC 3339), announced in a `Deprecation` header.
     #[arg(long, env = "BRAIN2_API_V1_DEPRECATED_AT", value_parser = rfc3339)]
     pub api_v1_deprecated_at: Option<DateTime<Utc>>,
@@ -55,7 +67,20 @@ impl HttpSettings {
     pub fn authenticator(&self) -> Authenticator {
         match self.auth_mode {
             AuthMode::Apigateway => Authenticator::GatewayAuthorizer,
-            AuthMode::Jwt => Authenticator::shared_secret(self.jwt_secret()),
+            AuthMode::Jwt => Authenticator::shared_secret_with(self.jwt_secret(), &self.token_policy()),
+        }
+    }
+
+    /// The `iss` and `aud` checks configured (empty lists: none).
+    pub fn token_policy(&self) -> TokenPolicy {
+        let values = |list: &[String]| list.iter().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect();
+        TokenPolicy { issuers: values(&self.jwt_issuer), audiences: values(&self.jwt_audience) }
+    }
+
+    pub fn cursor_key(&self) -> CursorKey {
+        match self.cursor_key.as_deref() {
+            Some(secret) if !secret.is_empty() => CursorKey::from_secret(secret.as_bytes()),
+            _ => CursorKey::built_in(),
         }
     }
 

@@ -72,6 +72,33 @@ pub fn time_sort_key(created_at_ms: i64, node: NodeId) -> String {
     format!("TS#{created_at_ms:013}#{node}")
 }
 
+/// Millisecond fields are written zero-padded and read back as plain digits only.
+fn parse_millis(raw: &str) -> Option<i64> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse().ok()
+}
+
+/// The parts of a [`deletion_sort_key`]: user ids hold no `#`, so the key splits unambiguously.
+pub fn parse_deletion_sort_key(key: &str) -> Option<(i64, UserId, NodeId)> {
+    let (millis, rest) = key.split_once('#')?;
+    let (user, node) = rest.split_once('#')?;
+    Some((parse_millis(millis)?, UserId::parse(user).ok()?, NodeId::parse(node).ok()?))
+}
+
+/// The parts of a [`time_sort_key`].
+pub fn parse_time_sort_key(key: &str) -> Option<(i64, NodeId)> {
+    let (millis, node) = key.strip_prefix("TS#")?.split_once('#')?;
+    Some((parse_millis(millis)?, NodeId::parse(node).ok()?))
+}
+
+/// The owner and the other end of an [`edge_sort_key`].
+pub fn parse_edge_sort_key(key: &str) -> Option<(NodeId, NodeId)> {
+    let (owner, other) = key.strip_prefix("NODE#")?.split_once("#EDGE#")?;
+    Some((NodeId::parse(owner).ok()?, NodeId::parse(other).ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +116,18 @@ mod tests {
         assert!(edge_sort_key(a, b).starts_with(&edge_prefix(a)));
         assert!(edge_sort_key(a, b).starts_with(&node_sort_key(a)));
         assert!(!edge_sort_key(b, a).starts_with(&edge_prefix(a)));
+    }
+
+    #[test]
+    fn keys_parse_back() {
+        let (user, a, b) = (UserId::parse("alice").unwrap(), NodeId::generate(), NodeId::generate());
+        assert_eq!(parse_edge_sort_key(&edge_sort_key(a, b)), Some((a, b)));
+        assert_eq!(parse_time_sort_key(&time_sort_key(42, a)), Some((42, a)));
+        assert_eq!(parse_deletion_sort_key(&deletion_sort_key(7, &user, a)), Some((7, user, a)));
+        for bad in ["", "#", "NODE#x#EDGE#y", "+5#alice#x", &node_sort_key(a), &format!("-1#alice#{a}")] {
+            assert_eq!(parse_edge_sort_key(bad), None, "{bad}");
+            assert_eq!(parse_deletion_sort_key(bad), None, "{bad}");
+            assert_eq!(parse_time_sort_key(bad), None, "{bad}");
+        }
     }
 }

@@ -230,12 +230,12 @@ impl DynamoGraphStore {
             // The sort key names the other end; nothing else of the edge is needed to delete it.
             query = query.projection_expression("#sk");
         }
-        let prefix = keys::edge_prefix(node);
         let mut edge_keys = Vec::new();
         for item in self.query_all(query).await? {
             let other = items::string_attribute(&item, &SCHEMA.sort_key)
-                .and_then(|sort_key| sort_key.strip_prefix(&prefix))
-                .and_then(|other| NodeId::parse(other).ok())
+                .and_then(keys::parse_edge_sort_key)
+                .filter(|(owner, _)| *owner == node)
+                .map(|(_, other)| other)
                 .ok_or_else(|| StoreError::Unavailable("malformed edge sort key".into()))?;
             edge_keys.push(items::edge_key(user, node, other));
             edge_keys.push(items::edge_key(user, other, node));
@@ -463,12 +463,8 @@ impl GraphStore for DynamoGraphStore {
             .await?;
         let mut queue = Vec::new();
         for item in shards.into_iter().flatten() {
-            // `<ms>#<user>#<node>`: user ids contain no `#`, node ids are UUIDs.
             let entry = items::string_attribute(&item, &index.sort_key).unwrap_or_default();
-            let mut parts = entry.splitn(3, '#').skip(1);
-            if let (Some(user), Some(node)) = (parts.next(), parts.next())
-                && let (Ok(user_id), Ok(node_id)) = (UserId::parse(user), NodeId::parse(node))
-            {
+            if let Some((_, user_id, node_id)) = keys::parse_deletion_sort_key(entry) {
                 queue.push(DeletedNode { user_id, node_id });
             }
         }
