@@ -75,6 +75,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::EdgeNotFound(..) => Self::new(StatusCode::NOT_FOUND, "edge-not-found", detail),
             ServiceError::EdgeExists(..) => Self::new(StatusCode::CONFLICT, "edge-exists", detail),
             ServiceError::VersionConflict { .. } => Self::new(StatusCode::CONFLICT, "version-conflict", detail),
+            ServiceError::ConcurrentWrite(_) => Self::new(StatusCode::CONFLICT, "concurrent-write", detail),
             ServiceError::BulkSize(_) => Self::new(StatusCode::BAD_REQUEST, "bulk-size", detail),
             ServiceError::InvalidLimit(_) => Self::new(StatusCode::BAD_REQUEST, "invalid-limit", detail),
             ServiceError::NotAKeyword(_) => Self::new(StatusCode::BAD_REQUEST, "invalid-keyword", detail),
