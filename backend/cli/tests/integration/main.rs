@@ -11,6 +11,7 @@ mod lambda;
 mod races;
 mod schema;
 mod serve;
+mod similarity;
 mod support;
 mod tenancy;
 mod workers;

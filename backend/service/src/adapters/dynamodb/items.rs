@@ -30,6 +30,9 @@ struct NodeAttributes {
     user_id: String,
     content: String,
     keywords: Vec<String>,
+    /// The word shown for each keyword; absent on items written before it existed.
+    #[serde(default)]
+    display_keywords: Vec<String>,
     tags: Vec<String>,
     created_at: String,
     updated_at: String,
@@ -98,6 +101,7 @@ pub fn node_to_item(node: &Node) -> Item {
         user_id: node.user_id.to_string(),
         content: node.content.clone(),
         keywords: node.keywords.clone(),
+        display_keywords: node.display_keywords.clone(),
         tags: node.tags.clone(),
         created_at: timestamp(node.created_at),
         updated_at: timestamp(node.updated_at),
@@ -118,11 +122,18 @@ pub fn node_to_item(node: &Node) -> Item {
 
 pub fn node_from_item(item: Item) -> Result<Node, StoreError> {
     let attributes: NodeAttributes = serde_dynamo::from_item(item).map_err(corrupt)?;
+    // An item without display words (or with a list that does not match) shows the stems.
+    let display_keywords = if attributes.display_keywords.len() == attributes.keywords.len() {
+        attributes.display_keywords
+    } else {
+        attributes.keywords.clone()
+    };
     Ok(Node {
         id: NodeId::parse(&attributes.node_id).map_err(corrupt)?,
         user_id: UserId::parse(&attributes.user_id).map_err(corrupt)?,
         content: attributes.content,
         keywords: attributes.keywords,
+        display_keywords,
         tags: attributes.tags,
         created_at: parse_timestamp(&attributes.created_at)?,
         updated_at: parse_timestamp(&attributes.updated_at)?,
@@ -282,6 +293,7 @@ mod tests {
         let back = node_from_item(item).unwrap();
         assert_eq!(back.id, node.id);
         assert_eq!(back.keywords, node.keywords);
+        assert_eq!(back.display_keywords, vec!["rivers", "carve", "valleys"]);
         assert_eq!(back.created_at.timestamp_millis(), node.created_at.timestamp_millis());
     }
 

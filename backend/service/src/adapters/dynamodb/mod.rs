@@ -38,8 +38,8 @@ const APPLIED_MARKER_TTL_SECONDS: i64 = 7 * 24 * 3600;
 /// A node that exists and is not soft-deleted.
 const LIVE_NODE: &str = "attribute_exists(#pk) AND attribute_not_exists(deletedAt)";
 /// Attributes the graph view needs from node and edge items (`projections` on).
-const GRAPH_ATTRIBUTES: &str = "SK, entity, nodeId, userId, content, keywords, tags, createdAt, updatedAt, version, \
-                                deletedAt, sourceId, targetId, weight, kind";
+const GRAPH_ATTRIBUTES: &str = "SK, entity, nodeId, userId, content, keywords, displayKeywords, tags, createdAt, \
+                                updatedAt, version, deletedAt, sourceId, targetId, weight, kind";
 
 /// Error codes DynamoDB uses when it sheds load; worth retrying later.
 const THROTTLING_CODES: [&str; 4] = [
