@@ -188,3 +188,23 @@ pub trait EventPublisher: Send + Sync {
     /// A cheap call that proves the event bus is reachable.
     async fn check(&self) -> Result<(), PublishError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_failures_say_what_happened() {
+        let cases = [
+            (StoreError::Throttled("slow down".into()), "throttled"),
+            (StoreError::VersionConflict, "concurrent-write"),
+            (StoreError::NodeMissing, "not-found"),
+            (StoreError::Unavailable("ValidationException".into()), "unavailable"),
+        ];
+        for (error, code) in cases {
+            assert_eq!(WriteFailure::from(error).code(), code);
+        }
+        let failure = WriteFailure::from(StoreError::Unavailable("ValidationException".into()));
+        assert!(failure.to_string().contains("ValidationException"), "the reason travels with the failure");
+    }
+}
