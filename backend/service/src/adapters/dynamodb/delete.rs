@@ -307,13 +307,119 @@ impl DynamoGraphStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+    use aws_sdk_dynamodb::types::error::{
+        ConditionalCheckFailedException, InternalServerError, ProvisionedThroughputExceededException,
+    };
+    use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+
     use super::*;
-    use crate::domain::{KeywordExtractor, NodeDraft};
+    use crate::app::{GraphService, ServiceError};
+    use crate::domain::{DomainEvent, KeywordExtractor, NodeDraft};
+    use crate::flags::Flags;
+    use crate::ports::{EventPublisher, GraphStore, PublishError};
+
+    const TABLE: &str = "nodes";
+
+    struct NoEvents;
+
+    #[async_trait::async_trait]
+    impl EventPublisher for NoEvents {
+        async fn publish(&self, _events: Vec<DomainEvent>) -> Result<(), PublishError> {
+            Ok(())
+        }
+
+        async fn check(&self) -> Result<(), PublishError> {
+            Ok(())
+        }
+    }
+
+    /// A store whose reads find `node` and whose tombstone write always answers `error`:
+    /// errors no emulator produces on demand.
+    fn store_failing_with(node: &Node, error: fn() -> UpdateItemError) -> DynamoGraphStore {
+        let item = items::node_to_item(node);
+        let read: Rule = mock!(Client::batch_get_item)
+            .sequence()
+            .output(move || BatchGetItemOutput::builder().responses(TABLE, vec![item.clone()]).build())
+            .repeatedly()
+            .build();
+        let write: Rule = mock!(Client::update_item).sequence().error(error).repeatedly().build();
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&read, &write]);
+        DynamoGraphStore::new(client, TABLE, Flags::OPTIMIZED)
+    }
+
+    fn node() -> Node {
+        let user = UserId::parse("alice").unwrap();
+        Node::create(user, NodeDraft::new("harbour cranes", &[]).unwrap(), &KeywordExtractor::new(), Utc::now())
+    }
+
+    fn internal_error() -> UpdateItemError {
+        UpdateItemError::InternalServerError(
+            InternalServerError::builder()
+                .message("boom")
+                .meta(ErrorMetadata::builder().code("InternalServerError").message("boom").build())
+                .build(),
+        )
+    }
+
+    fn throttled() -> UpdateItemError {
+        UpdateItemError::ProvisionedThroughputExceededException(
+            ProvisionedThroughputExceededException::builder()
+                .message("slow down")
+                .meta(ErrorMetadata::builder().code("ProvisionedThroughputExceededException").build())
+                .build(),
+        )
+    }
+
+    fn condition_failed_on_nothing() -> UpdateItemError {
+        UpdateItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder()
+                .message("The conditional request failed")
+                .meta(ErrorMetadata::builder().code("ConditionalCheckFailedException").build())
+                .build(),
+        )
+    }
+
+    async fn failure_of(node: &Node, error: fn() -> UpdateItemError) -> WriteFailure {
+        let store = store_failing_with(node, error);
+        let outcome = store.mark_deleted(&node.user_id, &[node.id], Utc::now()).await.unwrap();
+        assert!(outcome.deleted.is_empty());
+        outcome.failed.into_iter().next().expect("the node is reported").1
+    }
+
+    #[tokio::test]
+    async fn a_failed_tombstone_is_reported_as_what_happened() {
+        let node = node();
+        assert!(
+            matches!(failure_of(&node, internal_error).await, WriteFailure::Unavailable(reason) if reason.contains("boom"))
+        );
+        assert_eq!(failure_of(&node, throttled).await, WriteFailure::Throttled);
+        // The node vanished between the read and the write: someone else deleted it.
+        assert_eq!(failure_of(&node, condition_failed_on_nothing).await, WriteFailure::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_single_delete_that_fails_says_why_instead_of_throttled() {
+        let node = node();
+        let service = |error| {
+            let store: Arc<dyn GraphStore> = Arc::new(store_failing_with(&node, error));
+            GraphService::new(store, Arc::new(NoEvents), true)
+        };
+        let answer = service(internal_error).delete_node(&node.user_id, node.id).await;
+        assert!(matches!(answer, Err(ServiceError::Store(StoreError::Unavailable(_)))), "{answer:?}");
+        let answer = service(condition_failed_on_nothing).delete_node(&node.user_id, node.id).await;
+        assert!(matches!(answer, Err(ServiceError::NodeNotFound(id)) if id == node.id), "{answer:?}");
+        let answer = service(throttled).delete_node(&node.user_id, node.id).await;
+        assert!(matches!(answer, Err(ServiceError::Store(StoreError::Throttled(_)))), "{answer:?}");
+    }
 
     #[test]
     fn a_failed_condition_is_judged_by_what_the_item_holds() {
-        let user = UserId::parse("alice").unwrap();
-        let node = Node::create(user, NodeDraft::new("rivers", &[]).unwrap(), &KeywordExtractor::new(), Utc::now());
+        let node = node();
         let mut item = items::node_to_item(&node);
         assert!(matches!(judge(None, "mine"), Attempt::Gone));
         assert!(matches!(judge(Some(&item), "mine"), Attempt::Changed(newer) if newer.id == node.id));
