@@ -46,11 +46,60 @@ pub struct Graph {
     pub edges: Vec<Edge>,
 }
 
+/// Why one node of a bulk write was not written: what really happened, so that the client
+/// can tell "gone" from "try again".
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WriteFailure {
+    /// The node does not exist, or was deleted already (by this request's competitor).
+    #[error("the node does not exist")]
+    NotFound,
+    /// Other writes kept changing the node while this one was retried; retrying later works.
+    #[error("the node was being changed by another request at the same time; retry this node")]
+    Conflict,
+    /// The store shed load and retries ran out; retrying later works.
+    #[error("the store is busy and the write did not complete after retries; retry this node")]
+    Throttled,
+    /// The store failed otherwise.
+    #[error("the store failed: {0}")]
+    Unavailable(String),
+}
+
+impl WriteFailure {
+    /// The code a client sees for this failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not-found",
+            Self::Conflict => "concurrent-write",
+            Self::Throttled => "throttled",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl From<StoreError> for WriteFailure {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Throttled(_) => Self::Throttled,
+            StoreError::VersionConflict => Self::Conflict,
+            StoreError::NodeMissing => Self::NotFound,
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
+
 /// Per-item result of a bulk write: nothing is silently lost, every id lands in one list.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BatchOutcome {
     pub succeeded: Vec<NodeId>,
-    pub failed: Vec<(NodeId, String)>,
+    pub failed: Vec<(NodeId, WriteFailure)>,
+}
+
+/// Per-node result of a delete: the nodes deleted, as they were when the delete won (their
+/// keywords are what the `node.deleted` event must carry), and why the others were not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteOutcome {
+    pub deleted: Vec<Node>,
+    pub failed: Vec<(NodeId, WriteFailure)>,
 }
 
 /// A soft-deleted node waiting in the deletion queue.
@@ -67,19 +116,33 @@ pub trait GraphStore: Send + Sync {
     /// Stores many new nodes; each one is either fully written or reported as failed.
     async fn insert_nodes(&self, nodes: &[Node]) -> Result<BatchOutcome, StoreError>;
     async fn get_node(&self, user: &UserId, id: NodeId) -> Result<Option<Node>, StoreError>;
+    /// The node as the store holds it now, never from a cache: what a conditional write is
+    /// checked against, so the only reads allowed to refuse a write.
+    async fn get_node_current(&self, user: &UserId, id: NodeId) -> Result<Option<Node>, StoreError> {
+        self.get_node(user, id).await
+    }
     /// The nodes that exist among `ids`, in no particular order.
     async fn get_nodes(&self, user: &UserId, ids: &[NodeId]) -> Result<Vec<Node>, StoreError>;
     /// Replaces `previous` by `next` if the stored version is still `previous.version`.
     async fn replace_node(&self, previous: &Node, next: &Node) -> Result<(), StoreError>;
-    /// Deletes nodes with their edges (both directions) and keyword postings.
-    async fn delete_nodes(&self, user: &UserId, nodes: &[Node]) -> Result<BatchOutcome, StoreError>;
-    /// Marks nodes deleted in one write each: from then on no read returns them, and they
-    /// wait in the deletion queue for [`GraphStore::purge_deleted`].
-    async fn mark_deleted(&self, user: &UserId, nodes: &[Node], at: DateTime<Utc>) -> Result<BatchOutcome, StoreError>;
+    /// Deletes nodes with their edges (both directions) and keyword postings, now: each node
+    /// is marked deleted as by [`GraphStore::mark_deleted`], then purged. A node whose purge
+    /// fails is deleted all the same (no read returns it) and its purge is left to the
+    /// deletion queue. Of concurrent deletes of one node exactly one reports it deleted.
+    async fn delete_nodes(&self, user: &UserId, ids: &[NodeId], at: DateTime<Utc>)
+    -> Result<DeleteOutcome, StoreError>;
+    /// Marks live nodes deleted, each on the condition that it is still the version read, so
+    /// a concurrent update is never overwritten (the newer version is deleted instead). From
+    /// then on no read returns them, no edge can be attached to them, and they wait in the
+    /// deletion queue for [`GraphStore::purge_deleted`]. Of concurrent deletes of one node
+    /// exactly one reports it deleted; the others get [`WriteFailure::NotFound`].
+    async fn mark_deleted(&self, user: &UserId, ids: &[NodeId], at: DateTime<Utc>)
+    -> Result<DeleteOutcome, StoreError>;
     /// Soft-deleted nodes deleted before `before`, oldest first per queue shard.
     async fn deletion_queue(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<DeletedNode>, StoreError>;
-    /// Removes what is left of a soft-deleted node: both directions of its edges, its
-    /// postings and the node item. Idempotent; `false` when there was nothing to remove.
+    /// Removes what is left of a soft-deleted node: both directions of its edges, every
+    /// posting in its postings partition (whatever its keywords were) and the node item.
+    /// Idempotent; `false` when there was nothing to remove.
     async fn purge_deleted(&self, user: &UserId, id: NodeId) -> Result<bool, StoreError>;
     async fn list_nodes(
         &self,
@@ -124,4 +187,24 @@ pub trait EventPublisher: Send + Sync {
     async fn flush(&self) {}
     /// A cheap call that proves the event bus is reachable.
     async fn check(&self) -> Result<(), PublishError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_failures_say_what_happened() {
+        let cases = [
+            (StoreError::Throttled("slow down".into()), "throttled"),
+            (StoreError::VersionConflict, "concurrent-write"),
+            (StoreError::NodeMissing, "not-found"),
+            (StoreError::Unavailable("ValidationException".into()), "unavailable"),
+        ];
+        for (error, code) in cases {
+            assert_eq!(WriteFailure::from(error).code(), code);
+        }
+        let failure = WriteFailure::from(StoreError::Unavailable("ValidationException".into()));
+        assert!(failure.to_string().contains("ValidationException"), "the reason travels with the failure");
+    }
 }

@@ -16,7 +16,7 @@ async fn node_lifecycle_create_get_update_delete() {
     assert_eq!(node["content"], "Rivers carve deep valleys");
     assert_eq!(node["tags"], json!(["geo"]));
     assert_eq!(node["version"], 1);
-    assert_eq!(node["keywords"], json!(["river", "carv", "deep", "valley"]));
+    assert_eq!(node["keywords"], json!(["rivers", "carve", "deep", "valleys"]));
     assert_eq!(node["createdAt"], node["updatedAt"]);
 
     let fetched = app.get(&user, &format!("/api/v1/nodes/{id}")).await;
@@ -29,7 +29,7 @@ async fn node_lifecycle_create_get_update_delete() {
     assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
     assert_eq!(updated.body["version"], 2);
     assert_eq!(updated.body["tags"], json!([]));
-    assert_eq!(updated.body["keywords"], json!(["glacier", "carv", "valley"]));
+    assert_eq!(updated.body["keywords"], json!(["glaciers", "carve", "valleys"]));
     assert_eq!(updated.body["createdAt"], node["createdAt"]);
 
     let stale = app.put(&user, &format!("/api/v1/nodes/{id}"), json!({"content": "Older edit", "version": 1})).await;
@@ -256,6 +256,25 @@ async fn search_matches_stems_and_orders_newest_first() {
     assert_eq!(limited.body["items"].as_array().unwrap().len(), 1);
     let none = app.get(&user, "/api/v1/search?keyword=astronomy").await;
     assert_eq!(none.body["items"], json!([]));
+}
+
+/// Keywords match on stems but are shown as words the note used: its most frequent form of
+/// each stem. Search finds the note by any form of the word.
+#[tokio::test]
+async fn keywords_show_the_words_written_and_search_matches_any_form() {
+    let app = TestApp::spawn().await;
+    let user = unique_user();
+    let node = app.create_node(&user, "Rivers carve valleys; carving rivers keeps the starter active").await;
+    assert_eq!(node["keywords"], json!(["rivers", "carve", "valleys", "starter", "active"]));
+    let id = node["id"].as_str().unwrap();
+    assert_eq!(app.get(&user, &format!("/api/v1/nodes/{id}")).await.body["keywords"], node["keywords"]);
+    let graph = app.get(&user, "/api/v1/graph-data").await;
+    assert_eq!(graph.body["nodes"][0]["keywords"], node["keywords"]);
+    for form in ["carved", "Carving", "activity", "river"] {
+        let found = app.get(&user, &format!("/api/v1/search?keyword={form}")).await;
+        assert_eq!(found.body["items"][0]["id"], node["id"], "search for {form}");
+        assert_eq!(found.body["items"][0]["keywords"], node["keywords"]);
+    }
 }
 
 #[tokio::test]

@@ -49,3 +49,88 @@ async fn another_user_reaches_nothing() {
     assert_eq!(graph.body["edges"].as_array().unwrap().len(), 1);
     assert_eq!(app.get(&alice, "/api/v1/search?keyword=sourdough").await.body["items"].as_array().unwrap().len(), 2);
 }
+
+/// The same, on an instance whose read and adjacency caches hold Alice's data (she read
+/// every node, her neighbours, graph and search results first): Bob's reads and writes of
+/// her ids never hit her cached entries, and her items in the table are byte-for-byte the
+/// same afterwards. Bob's own data keeps working throughout.
+#[tokio::test]
+async fn another_user_reaches_nothing_through_warm_caches() {
+    let mut settings = crate::support::settings_with(&[]);
+    settings.flags = brain2::flags::Flags::OPTIMIZED.into();
+    let app = TestApp::spawn_with(settings).await;
+    let (alice, bob) = (unique_user(), unique_user());
+    let notes = ["Lighthouse lenses focus beams", "Lighthouse keepers log storms", "Storm surges flood harbours"];
+    let mut ids = Vec::new();
+    for note in notes {
+        ids.push(app.create_node(&alice, note).await["id"].as_str().unwrap().to_owned());
+    }
+    for (a, b) in [(0, 1), (1, 2)] {
+        let linked = app.post(&alice, "/api/v1/edges", json!({"sourceId": ids[a], "targetId": ids[b]})).await;
+        assert_eq!(linked.status, StatusCode::CREATED);
+    }
+    let bobs = app.create_node(&bob, "Lighthouse postcards from my holiday").await["id"].as_str().unwrap().to_owned();
+    // Alice warms every cache of this instance.
+    for id in &ids {
+        app.get(&alice, &format!("/api/v1/nodes/{id}")).await;
+        app.get(&alice, &format!("/api/v1/nodes/{id}/neighbors")).await;
+    }
+    let graph_before = app.get(&alice, "/api/v1/graph-data").await.body;
+    let search_before = app.get(&alice, "/api/v1/search?keyword=lighthouse").await.body;
+    let first_page = app.get(&alice, "/api/v1/nodes?limit=1").await.body;
+    let items_before = sorted(app.raw_items_of(&alice).await);
+
+    for id in &ids {
+        let path = format!("/api/v1/nodes/{id}");
+        app.get(&bob, &path).await.assert_problem(404, "node-not-found");
+        app.get(&bob, &format!("{path}/neighbors")).await.assert_problem(404, "node-not-found");
+        app.put(&bob, &path, json!({"content": "mine now", "version": 1})).await.assert_problem(404, "node-not-found");
+        app.put(&bob, &path, json!({"content": "mine now", "version": 2})).await.assert_problem(404, "node-not-found");
+        app.delete(&bob, &path).await.assert_problem(404, "node-not-found");
+        for (source, target) in [(&bobs, id), (id, &bobs), (id, &ids[0])] {
+            if source == target {
+                continue;
+            }
+            let linked = app.post(&bob, "/api/v1/edges", json!({"sourceId": source, "targetId": target})).await;
+            linked.assert_problem(404, "node-not-found");
+        }
+    }
+    app.delete(&bob, &format!("/api/v1/edges/{}/{}", ids[0], ids[1])).await.assert_problem(404, "edge-not-found");
+    let bulk = app.call(Method::DELETE, "/api/v1/nodes/bulk", Some(&bob), Some(json!({"nodeIds": ids}))).await;
+    assert_eq!(bulk.body["deleted"], json!([]), "{}", bulk.body);
+    assert_eq!(bulk.body["failed"].as_array().unwrap().len(), ids.len());
+    assert!(bulk.body["failed"].as_array().unwrap().iter().all(|f| f["code"] == "not-found"));
+
+    let bob_search = app.get(&bob, "/api/v1/search?keyword=lighthouse").await.body;
+    let found: Vec<&str> = bob_search["items"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
+    assert_eq!(found, vec![bobs.as_str()], "Bob finds his own note and none of Alice's");
+    let bob_graph = app.get(&bob, "/api/v1/graph-data").await.body;
+    assert_eq!(bob_graph["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(bob_graph["nodes"][0]["id"], bobs.as_str());
+    assert_eq!(bob_graph["edges"], json!([]));
+    // Whatever a cursor minted for Alice does for Bob, it never shows him her notes.
+    let cursor = first_page["nextCursor"].as_str().unwrap();
+    let with_cursor = app.get(&bob, &format!("/api/v1/nodes?cursor={cursor}")).await;
+    let listed = with_cursor.body["items"].as_array().cloned().unwrap_or_default();
+    assert!(listed.iter().all(|n| !ids.iter().any(|id| n["id"] == id.as_str())), "{}", with_cursor.body);
+
+    assert_eq!(sorted(app.raw_items_of(&alice).await), items_before, "Alice's items are untouched");
+    assert_eq!(app.get(&alice, "/api/v1/graph-data").await.body, graph_before);
+    assert_eq!(app.get(&alice, "/api/v1/search?keyword=lighthouse").await.body, search_before);
+    // And Bob's own note is still his to change.
+    let bob_path = format!("/api/v1/nodes/{bobs}");
+    assert_eq!(app.put(&bob, &bob_path, json!({"content": "Postcards", "version": 1})).await.status, StatusCode::OK);
+}
+
+fn sorted(mut items: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>) -> Vec<String> {
+    let mut rendered: Vec<String> = items
+        .drain(..)
+        .map(|item| {
+            let mut fields: Vec<String> = item.into_iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            fields.sort();
+            fields.join(",")
+        })
+        .collect();
+    rendered.sort();
+    rendered
+}

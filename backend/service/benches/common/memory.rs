@@ -13,7 +13,8 @@ use brain2::adapters::dynamodb::keys::deletion_sort_key;
 use brain2::domain::similarity::DocumentFrequencies;
 use brain2::domain::{DomainEvent, Edge, Node, NodeId, UserId};
 use brain2::ports::{
-    BatchOutcome, DeletedNode, EventPublisher, Graph, GraphStore, ListCursor, Page, PublishError, StoreError,
+    BatchOutcome, DeleteOutcome, DeletedNode, EventPublisher, Graph, GraphStore, ListCursor, Page, PublishError,
+    StoreError, WriteFailure,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -179,26 +180,40 @@ impl GraphStore for MemoryGraphStore {
         })?
     }
 
-    async fn delete_nodes(&self, user: &UserId, nodes: &[Node]) -> Result<BatchOutcome, StoreError> {
+    async fn delete_nodes(
+        &self,
+        user: &UserId,
+        ids: &[NodeId],
+        at: DateTime<Utc>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let outcome = self.mark_deleted(user, ids, at).await?;
         self.with_user(user, |data| {
-            for node in nodes {
+            for node in &outcome.deleted {
                 data.cascade_delete(node.id, &node.keywords);
             }
-            BatchOutcome { succeeded: nodes.iter().map(|node| node.id).collect(), failed: Vec::new() }
-        })
+        })?;
+        Ok(outcome)
     }
 
     async fn mark_deleted(
         &self,
-        _user: &UserId,
-        nodes: &[Node],
+        user: &UserId,
+        ids: &[NodeId],
         at: DateTime<Utc>,
-    ) -> Result<BatchOutcome, StoreError> {
-        let mut users = self.users()?;
-        for node in nodes {
-            users.entry(node.user_id.clone()).or_default().put_node(node.clone(), Some(at));
-        }
-        Ok(BatchOutcome { succeeded: nodes.iter().map(|node| node.id).collect(), failed: Vec::new() })
+    ) -> Result<DeleteOutcome, StoreError> {
+        self.with_user(user, |data| {
+            let mut outcome = DeleteOutcome::default();
+            for &id in ids {
+                match data.live_node(id).cloned() {
+                    Some(node) => {
+                        data.put_node(node.clone(), Some(at));
+                        outcome.deleted.push(node);
+                    }
+                    None => outcome.failed.push((id, WriteFailure::NotFound)),
+                }
+            }
+            outcome
+        })
     }
 
     async fn deletion_queue(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<DeletedNode>, StoreError> {

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::similarity::DocumentFrequencies;
 use crate::domain::{Edge, Node, NodeId, UserId};
 use crate::flags::Flags;
-use crate::ports::{BatchOutcome, DeletedNode, Graph, GraphStore, ListCursor, Page, StoreError};
+use crate::ports::{BatchOutcome, DeleteOutcome, DeletedNode, Graph, GraphStore, ListCursor, Page, StoreError};
 use crate::telemetry::metric::{self, Cache};
 
 /// Users whose reads are cached at once; the least recently used go first.
@@ -115,6 +115,10 @@ impl GraphStore for CachedGraphStore {
         self.read_through(user, id, Cache::Node, |view| &view.nodes, self.inner.get_node(user, id)).await
     }
 
+    async fn get_node_current(&self, user: &UserId, id: NodeId) -> Result<Option<Node>, StoreError> {
+        self.inner.get_node_current(user, id).await
+    }
+
     async fn get_nodes(&self, user: &UserId, ids: &[NodeId]) -> Result<Vec<Node>, StoreError> {
         if !self.read_cache {
             return self.inner.get_nodes(user, ids).await;
@@ -146,12 +150,22 @@ impl GraphStore for CachedGraphStore {
         self.writing(&next.user_id, self.inner.replace_node(previous, next)).await
     }
 
-    async fn delete_nodes(&self, user: &UserId, nodes: &[Node]) -> Result<BatchOutcome, StoreError> {
-        self.writing(user, self.inner.delete_nodes(user, nodes)).await
+    async fn delete_nodes(
+        &self,
+        user: &UserId,
+        ids: &[NodeId],
+        at: DateTime<Utc>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        self.writing(user, self.inner.delete_nodes(user, ids, at)).await
     }
 
-    async fn mark_deleted(&self, user: &UserId, nodes: &[Node], at: DateTime<Utc>) -> Result<BatchOutcome, StoreError> {
-        self.writing(user, self.inner.mark_deleted(user, nodes, at)).await
+    async fn mark_deleted(
+        &self,
+        user: &UserId,
+        ids: &[NodeId],
+        at: DateTime<Utc>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        self.writing(user, self.inner.mark_deleted(user, ids, at)).await
     }
 
     async fn deletion_queue(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<DeletedNode>, StoreError> {

@@ -7,7 +7,7 @@ use thiserror::Error;
 use crate::domain::{
     DomainError, DomainEvent, Edge, EdgeKind, EdgeWeight, KeywordExtractor, Node, NodeDraft, NodeId, UserId,
 };
-use crate::ports::{EventPublisher, Graph, GraphStore, ListCursor, Page, StoreError};
+use crate::ports::{DeleteOutcome, EventPublisher, Graph, GraphStore, ListCursor, Page, StoreError, WriteFailure};
 
 /// Most items one bulk request may carry; keeps a request inside the Lambda and
 /// API Gateway time limits.
@@ -25,6 +25,8 @@ pub enum ServiceError {
     EdgeNotFound(NodeId, NodeId),
     #[error("an edge between {0} and {1} exists already")]
     EdgeExists(NodeId, NodeId),
+    #[error("node {0} was being changed by another request at the same time; retry")]
+    ConcurrentWrite(NodeId),
     #[error("version {expected} is stale: the node is at version {current}")]
     VersionConflict { expected: u64, current: u64 },
     #[error("a bulk request takes 1 to {MAX_BULK_ITEMS} items, got {0}")]
@@ -79,8 +81,8 @@ pub struct GraphService {
     soft_delete: bool,
 }
 
-fn write_failure(message: String) -> ItemFailure {
-    ItemFailure { code: "write-failed", message }
+fn item_failure(failure: &WriteFailure) -> ItemFailure {
+    ItemFailure { code: failure.code(), message: failure.to_string() }
 }
 
 impl GraphService {
@@ -88,12 +90,18 @@ impl GraphService {
         Self { store, events, extractor: KeywordExtractor::new(), soft_delete }
     }
 
-    async fn remove(&self, user: &UserId, nodes: &[Node]) -> Result<crate::ports::BatchOutcome, StoreError> {
-        if self.soft_delete {
-            self.store.mark_deleted(user, nodes, Utc::now()).await
+    /// Deletes the nodes, and publishes one `node.deleted` per node this call deleted (the
+    /// store lets exactly one of concurrent deletes of a node win), carrying the keywords the
+    /// node had when it was deleted.
+    async fn remove(&self, user: &UserId, ids: &[NodeId]) -> Result<DeleteOutcome, StoreError> {
+        let now = Utc::now();
+        let outcome = if self.soft_delete {
+            self.store.mark_deleted(user, ids, now).await?
         } else {
-            self.store.delete_nodes(user, nodes).await
-        }
+            self.store.delete_nodes(user, ids, now).await?
+        };
+        self.publish(outcome.deleted.iter().map(|node| DomainEvent::node_deleted(node, now)).collect()).await;
+        Ok(outcome)
     }
 
     /// Events follow the write they describe. The write has happened whatever the
@@ -129,7 +137,13 @@ impl GraphService {
         expected_version: u64,
     ) -> Result<Node, ServiceError> {
         let draft = NodeDraft::new(&input.content, &input.tags)?;
-        let current = self.get_node(user, id).await?;
+        // A cached read may be older than another instance's write: it is trusted only when
+        // it agrees with the client. Otherwise the store says what the node is now; the
+        // conditional write below decides the rest.
+        let current = match self.store.get_node(user, id).await? {
+            Some(node) if node.version == expected_version => node,
+            _ => self.store.get_node_current(user, id).await?.ok_or(ServiceError::NodeNotFound(id))?,
+        };
         if current.version != expected_version {
             return Err(ServiceError::VersionConflict { expected: expected_version, current: current.version });
         }
@@ -138,7 +152,7 @@ impl GraphService {
             Ok(()) => {}
             Err(StoreError::VersionConflict) => {
                 // Someone else won the race; report the version they left behind.
-                let current = self.get_node(user, id).await?;
+                let current = self.store.get_node_current(user, id).await?.ok_or(ServiceError::NodeNotFound(id))?;
                 return Err(ServiceError::VersionConflict { expected: expected_version, current: current.version });
             }
             Err(other) => return Err(other.into()),
@@ -148,13 +162,16 @@ impl GraphService {
     }
 
     pub async fn delete_node(&self, user: &UserId, id: NodeId) -> Result<(), ServiceError> {
-        let node = self.get_node(user, id).await?;
-        let outcome = self.remove(user, std::slice::from_ref(&node)).await?;
-        if let Some((_, reason)) = outcome.failed.first() {
-            return Err(StoreError::Throttled(reason.clone()).into());
+        let outcome = self.remove(user, &[id]).await?;
+        match outcome.failed.into_iter().next() {
+            None => Ok(()),
+            Some((_, WriteFailure::NotFound)) => Err(ServiceError::NodeNotFound(id)),
+            Some((_, WriteFailure::Conflict)) => Err(ServiceError::ConcurrentWrite(id)),
+            Some((_, WriteFailure::Throttled)) => {
+                Err(StoreError::Throttled("the delete did not complete after retries".into()).into())
+            }
+            Some((_, WriteFailure::Unavailable(reason))) => Err(StoreError::Unavailable(reason).into()),
         }
-        self.publish(vec![DomainEvent::node_deleted(&node, Utc::now())]).await;
-        Ok(())
     }
 
     pub async fn list_nodes(
@@ -187,10 +204,10 @@ impl GraphService {
         }
         let nodes: Vec<Node> = pending.iter().map(|(_, node)| node.clone()).collect();
         let outcome = if nodes.is_empty() { Default::default() } else { self.store.insert_nodes(&nodes).await? };
-        let failed: HashMap<NodeId, String> = outcome.failed.into_iter().collect();
+        let failed: HashMap<NodeId, WriteFailure> = outcome.failed.into_iter().collect();
         for (index, node) in pending {
             match failed.get(&node.id) {
-                Some(reason) => report.failed.push((index, write_failure(reason.clone()))),
+                Some(failure) => report.failed.push((index, item_failure(failure))),
                 None => report.created.push(node),
             }
         }
@@ -216,24 +233,18 @@ impl GraphService {
             }
         }
         let ids: Vec<NodeId> = requested.iter().map(|(_, id)| *id).collect();
-        let found = if ids.is_empty() { Vec::new() } else { self.store.get_nodes(user, &ids).await? };
-        let outcome = if found.is_empty() { Default::default() } else { self.remove(user, &found).await? };
-        let failed: HashMap<NodeId, String> = outcome.failed.into_iter().collect();
-        let found_by_id: HashMap<NodeId, &Node> = found.iter().map(|node| (node.id, node)).collect();
-        let now = Utc::now();
-        let mut events = Vec::new();
+        let outcome = if ids.is_empty() { Default::default() } else { self.remove(user, &ids).await? };
+        let failed: HashMap<NodeId, WriteFailure> = outcome.failed.into_iter().collect();
         for (raw, id) in requested {
-            if !found_by_id.contains_key(&id) {
-                let failure = ItemFailure { code: "not-found", message: format!("node {id} does not exist") };
-                report.failed.push((raw, failure));
-            } else if let Some(reason) = failed.get(&id) {
-                report.failed.push((raw, write_failure(reason.clone())));
-            } else {
-                events.push(DomainEvent::node_deleted(found_by_id[&id], now));
-                report.deleted.push(id.to_string());
+            match failed.get(&id) {
+                Some(WriteFailure::NotFound) => {
+                    let failure = ItemFailure { code: "not-found", message: format!("node {id} does not exist") };
+                    report.failed.push((raw, failure));
+                }
+                Some(failure) => report.failed.push((raw, item_failure(failure))),
+                None => report.deleted.push(id.to_string()),
             }
         }
-        self.publish(events).await;
         Ok(report)
     }
 

@@ -1,5 +1,6 @@
-//! The similarity worker: keeps each user's document frequencies and links a created or
-//! updated note to the notes most like it (`similarity` edges weighted by TF-IDF cosine).
+//! The similarity worker: keeps each user's document frequencies, links a created or
+//! updated note to the notes most like it (`similarity` edges weighted by TF-IDF cosine),
+//! and unlinks the notes it is no longer like enough.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::domain::similarity::{Candidate, SimilarityPolicy, best_matches};
+use crate::domain::similarity::{Candidate, DocumentFrequencies, SimilarityPolicy, best_matches, stale_links};
 use crate::domain::{DomainEvent, Edge, EdgeKind, EdgeWeight, NodeId, UserId};
 use crate::ports::{EventPublisher, GraphStore, StoreError};
 use crate::telemetry::metric;
@@ -36,7 +37,8 @@ impl SimilarityWorker {
     }
 
     /// Handles one change; safe to repeat (counters are applied once per event, edges
-    /// that exist are not written again). Returns the similarity edges it created.
+    /// that exist are not written again, edges gone are not deleted again). Returns the
+    /// similarity edges it created.
     pub async fn handle(&self, change: &NoteChange) -> Result<Vec<Edge>, StoreError> {
         match change {
             NoteChange::Created { event_id, user_id, node_id, keywords } => {
@@ -58,7 +60,11 @@ impl SimilarityWorker {
         // The note as it is now: a deleted note gets no edges, an updated one is scored
         // on its latest keywords whatever event version arrived.
         let Some(node) = self.store.get_node(user, id).await? else { return Ok(Vec::new()) };
-        let mut candidate_ids = HashSet::new();
+        let Some(adjacent) = self.store.node_edges(user, id).await? else { return Ok(Vec::new()) };
+        // Similarity edges, whichever of the two notes created them; manual edges are the
+        // user's and never touched here.
+        let linked: Vec<Edge> = adjacent.into_iter().filter(|edge| edge.kind == EdgeKind::Similarity).collect();
+        let mut candidate_ids: HashSet<NodeId> = linked.iter().map(|edge| edge.other_end(id)).collect();
         for keyword in &node.keywords {
             candidate_ids.extend(self.store.nodes_with_keyword(user, keyword, CANDIDATES_PER_KEYWORD).await?);
         }
@@ -74,6 +80,7 @@ impl SimilarityWorker {
         let frequencies = self.store.document_frequencies(user, &vocabulary).await?;
         let scored: Vec<Candidate<'_>> =
             candidates.iter().map(|c| Candidate { id: c.id, keywords: &c.keywords }).collect();
+        self.unlink_stale(user, id, &node.keywords, &linked, &scored, &frequencies).await?;
         let mut created = Vec::new();
         for matched in best_matches(id, &node.keywords, &scored, &frequencies, &self.policy) {
             let Ok(weight) = EdgeWeight::new(matched.score) else { continue };
@@ -95,5 +102,39 @@ impl SimilarityWorker {
             tracing::error!(%error, "edge events were not published");
         }
         Ok(created)
+    }
+
+    /// Deletes the similarity edges of note `id` whose other end is no longer similar
+    /// enough. An other end that is gone keeps its edge here: its purge removes it.
+    async fn unlink_stale(
+        &self,
+        user: &UserId,
+        id: NodeId,
+        keywords: &[String],
+        linked: &[Edge],
+        scored: &[Candidate<'_>],
+        frequencies: &DocumentFrequencies,
+    ) -> Result<(), StoreError> {
+        let linked_ids: HashSet<NodeId> = linked.iter().map(|edge| edge.other_end(id)).collect();
+        let still_linked: Vec<Candidate<'_>> =
+            scored.iter().filter(|candidate| linked_ids.contains(&candidate.id)).copied().collect();
+        let stale: HashSet<NodeId> =
+            stale_links(keywords, &still_linked, frequencies, &self.policy).into_iter().collect();
+        let mut events = Vec::new();
+        for edge in linked.iter().filter(|edge| stale.contains(&edge.other_end(id))) {
+            // `false`: deleted already (an earlier delivery of this event, or the user).
+            if self.store.delete_edge(user, edge.source, edge.target).await? {
+                events.push(DomainEvent::edge_deleted(user, edge.source, edge.target, Utc::now()));
+            }
+        }
+        if !events.is_empty() {
+            tracing::debug!(note = %id, unlinked = events.len(), "similarity edges removed");
+        }
+        if !events.is_empty()
+            && let Err(error) = self.events.publish(events).await
+        {
+            tracing::error!(%error, "edge events were not published");
+        }
+        Ok(())
     }
 }

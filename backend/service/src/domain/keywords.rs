@@ -1,5 +1,8 @@
 //! Keyword extraction: the same pipeline serves note content and search terms,
 //! so a search for "Running" finds a note that says "runs".
+//!
+//! Matching works on stems (`carv` for "carve", "carving", "carved"); people read words.
+//! Each keyword therefore also carries the word the note used most often for it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,6 +17,36 @@ pub const MAX_WORD_CHARS: usize = 40;
 pub const MAX_TERM_CHARS: usize = 100;
 /// Keywords per node. Each keyword is one posting item, so this bounds write cost per note.
 pub const MAX_KEYWORDS_PER_NODE: usize = 20;
+
+/// One keyword of a text: the stem that postings, search and similarity match on, and the
+/// word shown for it (the text's most frequent form of the stem, in lower case; the first
+/// to appear among equally frequent ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyword {
+    pub stem: String,
+    pub word: String,
+}
+
+/// How often, and first where, something appears in a text.
+#[derive(Clone, Copy)]
+struct Seen {
+    count: usize,
+    first: usize,
+}
+
+impl Seen {
+    fn at(first: usize) -> Self {
+        Self { count: 0, first }
+    }
+
+    /// More frequent first, then earlier first.
+    fn rank(&self, other: &Self) -> std::cmp::Ordering {
+        other.count.cmp(&self.count).then(self.first.cmp(&other.first))
+    }
+}
+
+/// The forms a stem took in a text: each lower-cased word and how it was seen.
+type Forms = HashMap<String, Seen>;
 
 pub struct KeywordExtractor {
     stop_words: HashSet<&'static str>,
@@ -34,18 +67,30 @@ impl KeywordExtractor {
         }
     }
 
+    /// Stems of a text's keywords, as [`KeywordExtractor::keywords`] ranks them.
+    pub fn extract(&self, text: &str) -> Vec<String> {
+        self.keywords(text).into_iter().map(|keyword| keyword.stem).collect()
+    }
+
     /// Keywords of a text, most frequent first (ties keep their order of appearance),
     /// de-duplicated after stemming and capped at [`MAX_KEYWORDS_PER_NODE`].
-    pub fn extract(&self, text: &str) -> Vec<String> {
-        let mut counts: HashMap<String, (usize, usize)> = HashMap::new();
-        for (position, keyword) in text.unicode_words().filter_map(|w| self.normalize_word(w)).enumerate() {
-            counts.entry(keyword).or_insert((0, position)).0 += 1;
+    pub fn keywords(&self, text: &str) -> Vec<Keyword> {
+        let mut stems: HashMap<String, (Seen, Forms)> = HashMap::new();
+        for (position, (word, stem)) in text.unicode_words().filter_map(|w| self.normalize(w)).enumerate() {
+            let (seen, forms) = stems.entry(stem).or_insert_with(|| (Seen::at(position), HashMap::new()));
+            seen.count += 1;
+            forms.entry(word).or_insert(Seen::at(position)).count += 1;
         }
-        let mut ranked: Vec<(String, (usize, usize))> = counts.into_iter().collect();
-        ranked.sort_by(|(_, (count_a, first_a)), (_, (count_b, first_b))| {
-            count_b.cmp(count_a).then(first_a.cmp(first_b))
-        });
-        ranked.into_iter().take(MAX_KEYWORDS_PER_NODE).map(|(keyword, _)| keyword).collect()
+        let mut ranked: Vec<(String, (Seen, Forms))> = stems.into_iter().collect();
+        ranked.sort_by(|(_, (a, _)), (_, (b, _))| a.rank(b));
+        ranked
+            .into_iter()
+            .take(MAX_KEYWORDS_PER_NODE)
+            .map(|(stem, (_, forms))| {
+                let word = forms.into_iter().min_by(|(_, a), (_, b)| a.rank(b)).map(|(word, _)| word);
+                Keyword { word: word.unwrap_or_else(|| stem.clone()), stem }
+            })
+            .collect()
     }
 
     /// The keyword a search term stands for, or `None` when the term can never be a keyword
@@ -61,10 +106,11 @@ impl KeywordExtractor {
         if words.next().is_some() {
             return None;
         }
-        self.normalize_word(word)
+        self.normalize(word).map(|(_, stem)| stem)
     }
 
-    fn normalize_word(&self, word: &str) -> Option<String> {
+    /// A word in lower case and its stem, or `None` when the word cannot be a keyword.
+    fn normalize(&self, word: &str) -> Option<(String, String)> {
         // The segmenter keeps a space with the combining marks that follow it (" \u{113cc}\u{b47}"
         // is one "word"), so a word is trimmed, and refused if anything of that kind is left:
         // keywords go into keys and are matched exactly.
@@ -80,7 +126,8 @@ impl KeywordExtractor {
         {
             return None;
         }
-        Some(self.stemmer.stem(&lower).into_owned())
+        let stem = self.stemmer.stem(&lower).into_owned();
+        Some((lower, stem))
     }
 
     /// Whether `word` (lower-case) is one of the stop words, which never become keywords.
@@ -111,6 +158,17 @@ mod tests {
     fn ranks_by_frequency_then_first_appearance() {
         let keywords = KeywordExtractor::new().extract("alpha beta gamma beta gamma beta");
         assert_eq!(keywords, vec!["beta", "gamma", "alpha"]);
+    }
+
+    #[test]
+    fn shows_each_stem_as_the_word_the_text_used_most() {
+        let keywords = KeywordExtractor::new().keywords("Rivers carve valleys. Carving rivers, the river carves.");
+        let shown: Vec<(&str, &str)> = keywords.iter().map(|k| (k.stem.as_str(), k.word.as_str())).collect();
+        // "river" 3 times (rivers twice), "carv" 3 times (carve, carving, carves: a tie,
+        // so the first one), "valley" once.
+        assert_eq!(shown, vec![("river", "rivers"), ("carv", "carve"), ("valley", "valleys")]);
+        let activity = KeywordExtractor::new().keywords("An active starter; ACTIVE again");
+        assert_eq!(activity[0], Keyword { stem: "activ".into(), word: "active".into() });
     }
 
     #[test]

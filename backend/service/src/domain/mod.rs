@@ -13,5 +13,5 @@ pub use edge::{Edge, EdgeKind, EdgeWeight};
 pub use error::DomainError;
 pub use events::DomainEvent;
 pub use ids::{NodeId, UserId};
-pub use keywords::KeywordExtractor;
+pub use keywords::{Keyword, KeywordExtractor};
 pub use node::{Node, NodeDraft};

@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 
-use super::{DomainError, KeywordExtractor, NodeId, UserId};
+use super::{DomainError, Keyword, KeywordExtractor, NodeId, UserId};
 
 pub const MAX_CONTENT_CHARS: usize = 10_000;
 pub const MAX_TAGS: usize = 10;
@@ -65,19 +65,28 @@ pub struct Node {
     pub id: NodeId,
     pub user_id: UserId,
     pub content: String,
+    /// Stems, most frequent first: what postings, search and similarity match on.
     pub keywords: Vec<String>,
+    /// For each stem of `keywords`, at the same position, the word shown to people.
+    pub display_keywords: Vec<String>,
     pub tags: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: u64,
 }
 
+fn split(keywords: Vec<Keyword>) -> (Vec<String>, Vec<String>) {
+    keywords.into_iter().map(|keyword| (keyword.stem, keyword.word)).unzip()
+}
+
 impl Node {
     pub fn create(user_id: UserId, draft: NodeDraft, extractor: &KeywordExtractor, now: DateTime<Utc>) -> Self {
+        let (keywords, display_keywords) = split(extractor.keywords(&draft.content));
         Self {
             id: NodeId::generate(),
             user_id,
-            keywords: extractor.extract(&draft.content),
+            keywords,
+            display_keywords,
             content: draft.content,
             tags: draft.tags,
             created_at: now,
@@ -88,10 +97,12 @@ impl Node {
 
     /// The next version of this node with new content and tags.
     pub fn revise(&self, draft: NodeDraft, extractor: &KeywordExtractor, now: DateTime<Utc>) -> Self {
+        let (keywords, display_keywords) = split(extractor.keywords(&draft.content));
         Self {
             id: self.id,
             user_id: self.user_id.clone(),
-            keywords: extractor.extract(&draft.content),
+            keywords,
+            display_keywords,
             content: draft.content,
             tags: draft.tags,
             created_at: self.created_at,
@@ -154,5 +165,6 @@ mod tests {
         assert_eq!(revised.created_at, node.created_at);
         assert_eq!(revised.updated_at, later);
         assert_eq!(revised.keywords, vec!["mountain"]);
+        assert_eq!(revised.display_keywords, vec!["mountains"]);
     }
 }

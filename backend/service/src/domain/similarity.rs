@@ -90,6 +90,27 @@ pub fn best_matches(
     matches
 }
 
+/// The linked notes among `linked` whose similarity to the subject no longer reaches the
+/// threshold (its keywords changed, or theirs did): their `similarity` edges should go.
+/// Linked notes are scored whatever their rank, so a link that still passes stays even
+/// when stronger matches exist.
+pub fn stale_links(
+    subject_keywords: &[String],
+    linked: &[Candidate<'_>],
+    df: &DocumentFrequencies,
+    policy: &SimilarityPolicy,
+) -> Vec<NodeId> {
+    let subject_weights = WeightedKeywords::new(subject_keywords, df);
+    linked
+        .iter()
+        .filter(|candidate| {
+            let score = subject_weights.cosine(&WeightedKeywords::new(candidate.keywords, df));
+            !(score > 0.0 && score >= policy.threshold)
+        })
+        .map(|candidate| candidate.id)
+        .collect()
+}
+
 /// A keyword set with its idf weights, sorted by keyword so that comparing two sets is a
 /// merge and sums run in the same order whatever order the keywords arrived in: equal
 /// inputs then give bit-equal scores, which keeps tie-breaking by id meaningful.
@@ -173,6 +194,29 @@ mod tests {
         assert!((empty.idf("anything") - 1.0).abs() < 1e-12);
         let huge = frequencies(u64::MAX, &[("x", u64::MAX)]);
         assert!(huge.idf("x").is_finite() && huge.idf("y").is_finite());
+    }
+
+    #[test]
+    fn links_below_the_threshold_are_stale_whatever_the_rank() {
+        let df = frequencies(10, &[]);
+        let subject = words(&["a1", "a2", "a3", "a4"]);
+        let same = words(&["a1", "a2", "a3", "a4"]);
+        let close = words(&["a1", "a2", "b1", "b2"]);
+        let drifted = words(&["a1", "b1", "b2", "b3", "b4", "b5"]);
+        let unrelated = words(&["c1"]);
+        let ids: Vec<NodeId> = (0..4).map(|_| NodeId::generate()).collect();
+        let linked = [
+            Candidate { id: ids[0], keywords: &same },
+            Candidate { id: ids[1], keywords: &close },
+            Candidate { id: ids[2], keywords: &drifted },
+            Candidate { id: ids[3], keywords: &unrelated },
+        ];
+        // Only one edge per note allowed: the close note is not among the best matches any
+        // more, but it still passes the threshold, so its link is not stale.
+        let policy = SimilarityPolicy { max_edges: 1, ..SimilarityPolicy::default() };
+        assert_eq!(stale_links(&subject, &linked, &df, &policy), vec![ids[2], ids[3]]);
+        assert_eq!(stale_links(&[], &linked, &df, &policy), ids);
+        assert!(stale_links(&subject, &[], &df, &policy).is_empty());
     }
 
     #[test]

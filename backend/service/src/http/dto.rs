@@ -218,7 +218,7 @@ impl From<&Node> for NodeDto {
         Self {
             id: node.id.to_string(),
             content: node.content.clone(),
-            keywords: node.keywords.clone(),
+            keywords: node.display_keywords.clone(),
             tags: node.tags.clone(),
             created_at: node.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             updated_at: node.updated_at.to_rfc3339_opts(SecondsFormat::Millis, true),

@@ -152,6 +152,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::VersionConflict { .. } => {
                 Self::new(StatusCode::CONFLICT, "version-conflict", detail).field("version")
             }
+            ServiceError::ConcurrentWrite(_) => Self::new(StatusCode::CONFLICT, "concurrent-write", detail),
             ServiceError::BulkSize(_) => Self::new(StatusCode::BAD_REQUEST, "bulk-size", detail),
             ServiceError::InvalidLimit(_) => Self::new(StatusCode::BAD_REQUEST, "invalid-limit", detail).field("limit"),
             ServiceError::NotAKeyword(_) => {

@@ -11,7 +11,7 @@ use futures::stream::{self, StreamExt};
 use super::items::{Item, primary_key_of};
 use super::sdk_error;
 use crate::adapters::aws::retry::STORE_RETRY;
-use crate::ports::StoreError;
+use crate::ports::{StoreError, WriteFailure};
 
 /// Every call asks for its consumed capacity: the per-request cost accounting sums it.
 const TOTAL: ReturnConsumedCapacity = ReturnConsumedCapacity::Total;
@@ -74,7 +74,8 @@ fn key_of_request(request: &WriteRequest) -> Option<KeyOf> {
     }
 }
 
-/// Writes every request; returns the tags of those that still failed after all retries.
+/// Writes every request; returns the tags of those that still failed after all retries,
+/// each with why.
 /// Requests with the same primary key are written once (DynamoDB rejects a batch that
 /// names one key twice).
 pub async fn write_all<T: Clone + Send + Sync>(
@@ -82,7 +83,7 @@ pub async fn write_all<T: Clone + Send + Sync>(
     table: &str,
     writes: Vec<TaggedWrite<T>>,
     policy: BatchPolicy,
-) -> Result<Vec<T>, StoreError> {
+) -> Result<Vec<(T, WriteFailure)>, StoreError> {
     let mut seen = HashMap::new();
     let mut unique = Vec::with_capacity(writes.len());
     for write in writes {
@@ -96,7 +97,7 @@ pub async fn write_all<T: Clone + Send + Sync>(
         return write_one_by_one(client, table, unique, policy.concurrency).await;
     }
     let chunks: Vec<Vec<TaggedWrite<T>>> = chunked(unique, MAX_BATCH_WRITE);
-    let results: Vec<Result<Vec<T>, StoreError>> = stream::iter(chunks)
+    let results: Vec<Result<Vec<(T, WriteFailure)>, StoreError>> = stream::iter(chunks)
         .map(|chunk| write_chunk(client, table, chunk))
         .buffer_unordered(policy.concurrency)
         .collect()
@@ -114,8 +115,8 @@ async fn write_one_by_one<T: Clone + Send + Sync>(
     table: &str,
     writes: Vec<TaggedWrite<T>>,
     concurrency: usize,
-) -> Result<Vec<T>, StoreError> {
-    let outcomes: Vec<Option<T>> = stream::iter(writes)
+) -> Result<Vec<(T, WriteFailure)>, StoreError> {
+    let outcomes: Vec<Option<(T, WriteFailure)>> = stream::iter(writes)
         .map(|write| async move {
             let result = if let Some(put) = write.request.put_request {
                 client
@@ -144,7 +145,7 @@ async fn write_one_by_one<T: Clone + Send + Sync>(
                 Ok(()) => None,
                 Err(error) => {
                     tracing::warn!(%error, "single-item write failed");
-                    Some(write.tag)
+                    Some((write.tag, error.into()))
                 }
             }
         })
@@ -154,7 +155,7 @@ async fn write_one_by_one<T: Clone + Send + Sync>(
     Ok(outcomes.into_iter().flatten().collect())
 }
 
-fn chunked<V>(values: Vec<V>, size: usize) -> Vec<Vec<V>> {
+pub fn chunked<V>(values: Vec<V>, size: usize) -> Vec<Vec<V>> {
     let mut chunks = Vec::with_capacity(values.len().div_ceil(size));
     let mut iter = values.into_iter().peekable();
     while iter.peek().is_some() {
@@ -163,7 +164,11 @@ fn chunked<V>(values: Vec<V>, size: usize) -> Vec<Vec<V>> {
     chunks
 }
 
-async fn write_chunk<T: Clone>(client: &Client, table: &str, chunk: Vec<TaggedWrite<T>>) -> Result<Vec<T>, StoreError> {
+async fn write_chunk<T: Clone>(
+    client: &Client,
+    table: &str,
+    chunk: Vec<TaggedWrite<T>>,
+) -> Result<Vec<(T, WriteFailure)>, StoreError> {
     let mut tags: HashMap<KeyOf, T> = HashMap::with_capacity(chunk.len());
     let mut pending: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
     for write in chunk {
@@ -173,6 +178,8 @@ async fn write_chunk<T: Clone>(client: &Client, table: &str, chunk: Vec<TaggedWr
         }
     }
     let mut delays = STORE_RETRY.delays();
+    // Unprocessed items and throttling both mean "busy" when retries run out.
+    let mut failure = WriteFailure::Throttled;
     loop {
         let response = client
             .batch_write_item()
@@ -191,6 +198,7 @@ async fn write_chunk<T: Clone>(client: &Client, table: &str, chunk: Vec<TaggedWr
                 let error = sdk_error(error);
                 if !is_throttled(&error) {
                     tracing::warn!(%error, items = pending.len(), "batch write failed");
+                    failure = error.into();
                     break;
                 }
             }
@@ -199,7 +207,12 @@ async fn write_chunk<T: Clone>(client: &Client, table: &str, chunk: Vec<TaggedWr
         tokio::time::sleep(delay).await;
     }
     tracing::warn!(items = pending.len(), "batch write items left unprocessed after retries");
-    Ok(pending.iter().filter_map(key_of_request).filter_map(|key| tags.get(&key).cloned()).collect())
+    Ok(pending
+        .iter()
+        .filter_map(key_of_request)
+        .filter_map(|key| tags.get(&key).cloned())
+        .map(|tag| (tag, failure.clone()))
+        .collect())
 }
 
 /// Reads items by primary key; missing items are simply absent from the result.

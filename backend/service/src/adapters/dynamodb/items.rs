@@ -30,6 +30,9 @@ struct NodeAttributes {
     user_id: String,
     content: String,
     keywords: Vec<String>,
+    /// The word shown for each keyword; absent on items written before it existed.
+    #[serde(default)]
+    display_keywords: Vec<String>,
     tags: Vec<String>,
     created_at: String,
     updated_at: String,
@@ -98,6 +101,7 @@ pub fn node_to_item(node: &Node) -> Item {
         user_id: node.user_id.to_string(),
         content: node.content.clone(),
         keywords: node.keywords.clone(),
+        display_keywords: node.display_keywords.clone(),
         tags: node.tags.clone(),
         created_at: timestamp(node.created_at),
         updated_at: timestamp(node.updated_at),
@@ -118,11 +122,18 @@ pub fn node_to_item(node: &Node) -> Item {
 
 pub fn node_from_item(item: Item) -> Result<Node, StoreError> {
     let attributes: NodeAttributes = serde_dynamo::from_item(item).map_err(corrupt)?;
+    // An item without display words (or with a list that does not match) shows the stems.
+    let display_keywords = if attributes.display_keywords.len() == attributes.keywords.len() {
+        attributes.display_keywords
+    } else {
+        attributes.keywords.clone()
+    };
     Ok(Node {
         id: NodeId::parse(&attributes.node_id).map_err(corrupt)?,
         user_id: UserId::parse(&attributes.user_id).map_err(corrupt)?,
         content: attributes.content,
         keywords: attributes.keywords,
+        display_keywords,
         tags: attributes.tags,
         created_at: parse_timestamp(&attributes.created_at)?,
         updated_at: parse_timestamp(&attributes.updated_at)?,
@@ -130,22 +141,55 @@ pub fn node_from_item(item: Item) -> Result<Node, StoreError> {
     })
 }
 
-/// A soft-deleted node: the node item without its listing keys, marked with the time of
-/// deletion and entered into the deletion queue. Keywords stay, so cleanup can find postings.
-pub fn tombstone_item(node: &Node, deleted_at_ms: i64) -> Item {
-    let mut item = node_to_item(node);
-    let listing = &SCHEMA.indexes.user_time;
-    item.remove(&listing.partition_key);
-    item.remove(&listing.sort_key);
-    item.insert(DELETED_AT.to_owned(), AttributeValue::N(deleted_at_ms.to_string()));
+/// Names an attribute `deletionId`: which delete request made a tombstone, so that request
+/// recognises its own write when a retried call finds the condition already failed.
+pub const DELETION_ID: &str = "deletionId";
+
+/// The UpdateItem that turns a live node into a tombstone, leaving its content and keywords
+/// as they are: the node leaves UserTimeIndex (listings), enters DeletionQueue, and gets
+/// `deletedAt`, which every read and every conditional write treats as "absent".
+pub struct TombstoneMarks {
+    pub update: &'static str,
+    /// The node must be live and still at the version read: a concurrent update is never
+    /// overwritten, and of two concurrent deletes only one can succeed.
+    pub condition: &'static str,
+    pub names: HashMap<String, String>,
+    pub values: Item,
+}
+
+pub fn tombstone_marks(
+    user: &UserId,
+    node: NodeId,
+    version: u64,
+    deleted_at_ms: i64,
+    deletion: &str,
+) -> TombstoneMarks {
     let queue = &SCHEMA.indexes.deletion_queue;
-    with_keys(
-        item,
-        [
-            (&queue.partition_key, keys::deletion_shard(deletion_shard_of(&node.user_id, node.id))),
-            (&queue.sort_key, keys::deletion_sort_key(deleted_at_ms, &node.user_id, node.id)),
-        ],
-    )
+    let listing = &SCHEMA.indexes.user_time;
+    let names = HashMap::from([
+        ("#pk".to_owned(), SCHEMA.partition_key.clone()),
+        ("#version".to_owned(), "version".to_owned()),
+        ("#deletedAt".to_owned(), DELETED_AT.to_owned()),
+        ("#deletionId".to_owned(), DELETION_ID.to_owned()),
+        ("#queuePk".to_owned(), queue.partition_key.clone()),
+        ("#queueSk".to_owned(), queue.sort_key.clone()),
+        ("#listPk".to_owned(), listing.partition_key.clone()),
+        ("#listSk".to_owned(), listing.sort_key.clone()),
+    ]);
+    let values = Item::from([
+        (":version".to_owned(), AttributeValue::N(version.to_string())),
+        (":deletedAt".to_owned(), AttributeValue::N(deleted_at_ms.to_string())),
+        (":deletionId".to_owned(), AttributeValue::S(deletion.to_owned())),
+        (":queuePk".to_owned(), AttributeValue::S(keys::deletion_shard(deletion_shard_of(user, node)))),
+        (":queueSk".to_owned(), AttributeValue::S(keys::deletion_sort_key(deleted_at_ms, user, node))),
+    ]);
+    TombstoneMarks {
+        update: "SET #deletedAt = :deletedAt, #deletionId = :deletionId, #queuePk = :queuePk, #queueSk = :queueSk \
+                 REMOVE #listPk, #listSk",
+        condition: "attribute_exists(#pk) AND #version = :version AND attribute_not_exists(#deletedAt)",
+        names,
+        values,
+    }
 }
 
 /// A stable shard for a node, so retries of one delete land in the same queue partition.
@@ -249,20 +293,26 @@ mod tests {
         let back = node_from_item(item).unwrap();
         assert_eq!(back.id, node.id);
         assert_eq!(back.keywords, node.keywords);
+        assert_eq!(back.display_keywords, vec!["rivers", "carve", "valleys"]);
         assert_eq!(back.created_at.timestamp_millis(), node.created_at.timestamp_millis());
     }
 
     #[test]
-    fn tombstones_leave_the_listing_and_enter_the_queue() {
+    fn tombstone_marks_leave_the_listing_and_enter_the_queue() {
         let user = UserId::parse("alice").unwrap();
-        let node = Node::create(user, NodeDraft::new("gone soon", &[]).unwrap(), &KeywordExtractor::new(), Utc::now());
-        let item = tombstone_item(&node, 1_700_000_000_000);
-        assert!(is_deleted(&item));
-        assert!(!item.contains_key("GSI3PK") && !item.contains_key("GSI3SK"));
-        assert!(string_attribute(&item, "GSI2PK").unwrap().starts_with("DELETED#"));
-        assert!(string_attribute(&item, "GSI2SK").unwrap().starts_with("1700000000000#alice#"));
-        assert_eq!(node_from_item(item).unwrap().keywords, node.keywords);
-        assert!(deletion_shard_of(&node.user_id, node.id) < DELETION_SHARDS);
+        let node = NodeId::generate();
+        let marks = tombstone_marks(&user, node, 3, 1_700_000_000_000, "d1");
+        assert!(marks.update.contains("REMOVE #listPk, #listSk"));
+        assert_eq!(marks.names["#listPk"], "GSI3PK");
+        assert_eq!(marks.names["#queuePk"], "GSI2PK");
+        assert!(marks.values[":queuePk"].as_s().unwrap().starts_with("DELETED#"));
+        assert!(marks.values[":queueSk"].as_s().unwrap().starts_with("1700000000000#alice#"));
+        assert_eq!(marks.values[":version"], AttributeValue::N("3".into()));
+        // Every name and value placeholder is used by the expressions (DynamoDB rejects unused ones).
+        let expressions = format!("{} {}", marks.update, marks.condition);
+        assert!(marks.names.keys().all(|name| expressions.contains(name.as_str())));
+        assert!(marks.values.keys().all(|value| expressions.contains(value.as_str())));
+        assert!(deletion_shard_of(&user, node) < DELETION_SHARDS);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The graph store on one DynamoDB table (see `docs/table-design.md`).
 
 mod batch;
+mod delete;
 pub mod items;
 pub mod keys;
 pub mod schema;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -28,15 +29,17 @@ use crate::adapters::aws::retry::STORE_RETRY;
 use crate::domain::similarity::DocumentFrequencies;
 use crate::domain::{Edge, Node, NodeId, UserId};
 use crate::flags::Flags;
-use crate::ports::{BatchOutcome, DeletedNode, Graph, GraphStore, ListCursor, Page, StoreError};
+use crate::ports::{
+    BatchOutcome, DeleteOutcome, DeletedNode, Graph, GraphStore, ListCursor, Page, StoreError, WriteFailure,
+};
 
 /// How long an applied-event marker is kept: far longer than any queue redelivers.
 const APPLIED_MARKER_TTL_SECONDS: i64 = 7 * 24 * 3600;
 /// A node that exists and is not soft-deleted.
 const LIVE_NODE: &str = "attribute_exists(#pk) AND attribute_not_exists(deletedAt)";
 /// Attributes the graph view needs from node and edge items (`projections` on).
-const GRAPH_ATTRIBUTES: &str = "SK, entity, nodeId, userId, content, keywords, tags, createdAt, updatedAt, version, \
-                                deletedAt, sourceId, targetId, weight, kind";
+const GRAPH_ATTRIBUTES: &str = "SK, entity, nodeId, userId, content, keywords, displayKeywords, tags, createdAt, \
+                                updatedAt, version, deletedAt, sourceId, targetId, weight, kind";
 
 /// Error codes DynamoDB uses when it sheds load; worth retrying later.
 const THROTTLING_CODES: [&str; 4] = [
@@ -202,20 +205,19 @@ impl DynamoGraphStore {
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
     }
 
-    /// One write request per keyword posting of `node`, tagged with the node.
-    fn posting_requests(
-        node: &Node,
-        request: impl Fn(&str) -> Result<WriteRequest, StoreError>,
-    ) -> Result<Vec<TaggedWrite<NodeId>>, StoreError> {
-        node.keywords.iter().map(|keyword| Ok(TaggedWrite { tag: node.id, request: request(keyword)? })).collect()
-    }
-
+    /// One Put per keyword posting of `node`, tagged with the node.
     fn posting_writes(node: &Node) -> Result<Vec<TaggedWrite<NodeId>>, StoreError> {
-        Self::posting_requests(node, |keyword| put_request(items::posting_to_item(&node.user_id, node.id, keyword)))
+        node.keywords
+            .iter()
+            .map(|keyword| {
+                let request = put_request(items::posting_to_item(&node.user_id, node.id, keyword))?;
+                Ok(TaggedWrite { tag: node.id, request })
+            })
+            .collect()
     }
 
-    /// Writes `writes`, then reports which owners failed among `owners`.
-    async fn write_phase(&self, writes: Vec<TaggedWrite<NodeId>>) -> Result<HashSet<NodeId>, StoreError> {
+    /// Writes `writes`, then reports which owners failed, and why.
+    async fn write_phase(&self, writes: Vec<TaggedWrite<NodeId>>) -> Result<HashMap<NodeId, WriteFailure>, StoreError> {
         Ok(batch::write_all(&self.client(), &self.table, writes, self.batch_policy()).await?.into_iter().collect())
     }
 
@@ -268,60 +270,6 @@ impl DynamoGraphStore {
         scan.into_paginator().items().send().try_collect().await.map_err(sdk_error)
     }
 
-    /// Deletes nodes with everything that hangs off them: edges (both directions) and
-    /// postings first, node items last, and only for nodes whose dependents are all gone.
-    /// If anything fails, the node item is still there, so a retry finds it and finishes.
-    async fn cascade_delete(&self, user: &UserId, nodes: &[Node]) -> Result<BatchOutcome, StoreError> {
-        let ids: Vec<NodeId> = nodes.iter().map(|node| node.id).collect();
-        let (mut dependents, mut failed) = self.edge_deletes(user, &ids).await?;
-        for node in nodes.iter().filter(|node| !failed.contains(&node.id)) {
-            dependents.extend(Self::posting_deletes(node)?);
-        }
-        dependents.retain(|write| !failed.contains(&write.tag));
-        failed.extend(self.write_phase(dependents).await?);
-        let final_writes = ids
-            .iter()
-            .filter(|id| !failed.contains(id))
-            .map(|&id| Ok(TaggedWrite { tag: id, request: delete_request(items::node_key(user, id))? }))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        failed.extend(self.write_phase(final_writes).await?);
-        Ok(outcome(ids.into_iter(), &failed, "the delete did not complete after retries; retry this node"))
-    }
-
-    /// Deletes of both directions of every edge of `ids`, and the nodes whose edges could
-    /// not be listed (reported as failed rather than failing the whole batch).
-    async fn edge_deletes(
-        &self,
-        user: &UserId,
-        ids: &[NodeId],
-    ) -> Result<(Vec<TaggedWrite<NodeId>>, HashSet<NodeId>), StoreError> {
-        let listed: Vec<(NodeId, Result<Vec<Item>, StoreError>)> = stream::iter(ids.to_vec())
-            .map(|id| async move { (id, self.edge_keys_of(user, id).await) })
-            .buffer_unordered(self.batch_policy().concurrency)
-            .collect()
-            .await;
-        let mut writes = Vec::new();
-        let mut failed = HashSet::new();
-        for (owner, keys) in listed {
-            match keys {
-                Ok(keys) => {
-                    for key in keys {
-                        writes.push(TaggedWrite { tag: owner, request: delete_request(key)? });
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, node = %owner, "listing edges failed");
-                    failed.insert(owner);
-                }
-            }
-        }
-        Ok((writes, failed))
-    }
-
-    fn posting_deletes(node: &Node) -> Result<Vec<TaggedWrite<NodeId>>, StoreError> {
-        Self::posting_requests(node, |keyword| delete_request(items::posting_key(&node.user_id, node.id, keyword)))
-    }
-
     /// The raw node item, soft-deleted or not.
     async fn node_item(&self, user: &UserId, id: NodeId) -> Result<Option<Item>, StoreError> {
         let client = self.client();
@@ -339,13 +287,12 @@ impl DynamoGraphStore {
     }
 }
 
-fn outcome(ids: impl Iterator<Item = NodeId>, failed: &HashSet<NodeId>, reason: &str) -> BatchOutcome {
+fn outcome(ids: impl Iterator<Item = NodeId>, failed: &HashMap<NodeId, WriteFailure>) -> BatchOutcome {
     let mut result = BatchOutcome::default();
     for id in ids {
-        if failed.contains(&id) {
-            result.failed.push((id, reason.to_owned()));
-        } else {
-            result.succeeded.push(id);
+        match failed.get(&id) {
+            Some(failure) => result.failed.push((id, failure.clone())),
+            None => result.succeeded.push(id),
         }
     }
     result
@@ -371,11 +318,11 @@ impl GraphStore for DynamoGraphStore {
         let mut failed = self.write_phase(posting_writes).await?;
         let node_writes = nodes
             .iter()
-            .filter(|node| !failed.contains(&node.id))
+            .filter(|node| !failed.contains_key(&node.id))
             .map(|node| Ok(TaggedWrite { tag: node.id, request: put_request(items::node_to_item(node))? }))
             .collect::<Result<Vec<_>, StoreError>>()?;
         failed.extend(self.write_phase(node_writes).await?);
-        Ok(outcome(nodes.iter().map(|n| n.id), &failed, "the write did not complete after retries; retry this node"))
+        Ok(outcome(nodes.iter().map(|n| n.id), &failed))
     }
 
     async fn get_node(&self, user: &UserId, id: NodeId) -> Result<Option<Node>, StoreError> {
@@ -415,27 +362,29 @@ impl GraphStore for DynamoGraphStore {
         self.transact(writes).await?.map_err(|_| StoreError::VersionConflict)
     }
 
-    async fn delete_nodes(&self, user: &UserId, nodes: &[Node]) -> Result<BatchOutcome, StoreError> {
-        self.cascade_delete(user, nodes).await
+    async fn delete_nodes(
+        &self,
+        user: &UserId,
+        ids: &[NodeId],
+        at: DateTime<Utc>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let outcome = self.tombstone(user, ids, at).await?;
+        let deleted: Vec<NodeId> = outcome.deleted.iter().map(|node| node.id).collect();
+        // The nodes are deleted once tombstoned; a purge that fails here is finished by
+        // the cleanup sweep, which finds the tombstone in the deletion queue.
+        for (id, failure) in self.purge_tombstones(user, &deleted).await? {
+            tracing::warn!(node = %id, %failure, "purge left to the deletion queue");
+        }
+        Ok(outcome)
     }
 
     async fn mark_deleted(
         &self,
-        _user: &UserId,
-        nodes: &[Node],
+        user: &UserId,
+        ids: &[NodeId],
         at: DateTime<Utc>,
-    ) -> Result<BatchOutcome, StoreError> {
-        // Rewriting the whole item (a Put) rather than an UpdateItem is what lets the marks
-        // travel in BatchWriteItem: 100 deletes cost 4 calls.
-        let writes = nodes
-            .iter()
-            .map(|node| {
-                let request = put_request(items::tombstone_item(node, at.timestamp_millis()))?;
-                Ok(TaggedWrite { tag: node.id, request })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let failed = self.write_phase(writes).await?;
-        Ok(outcome(nodes.iter().map(|n| n.id), &failed, "the delete did not complete after retries; retry this node"))
+    ) -> Result<DeleteOutcome, StoreError> {
+        self.tombstone(user, ids, at).await
     }
 
     async fn deletion_queue(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<DeletedNode>, StoreError> {
@@ -478,11 +427,10 @@ impl GraphStore for DynamoGraphStore {
             // Only a node that was soft-deleted may be purged; a live one is left alone.
             return Ok(false);
         }
-        let node = items::node_from_item(item)?;
-        let outcome = self.cascade_delete(user, std::slice::from_ref(&node)).await?;
-        match outcome.failed.into_iter().next() {
-            Some((_, reason)) => Err(StoreError::Throttled(reason)),
+        match self.purge_tombstones(user, &[id]).await?.remove(&id) {
             None => Ok(true),
+            Some(WriteFailure::Unavailable(reason)) => Err(StoreError::Unavailable(reason)),
+            Some(failure) => Err(StoreError::Throttled(failure.to_string())),
         }
     }
 
