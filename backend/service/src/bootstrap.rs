@@ -196,6 +196,7 @@ pub fn app_state(settings: &Settings, adapters: &Adapters, factory: &ClientFacto
         flags,
         expose_costs: settings.http.expose_costs,
         request_scope,
+        overload: Arc::new(settings.http.overload()),
     }
 }
 

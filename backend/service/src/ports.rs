@@ -22,6 +22,9 @@ pub enum StoreError {
     Throttled(String),
     #[error("the store failed: {0}")]
     Unavailable(String),
+    /// The request's deadline passed before the store answered; the caller may retry later.
+    #[error("the request's deadline passed before the store answered")]
+    DeadlineExceeded,
 }
 
 /// Where a newest-first listing continues: just after this node. Holds no user id:

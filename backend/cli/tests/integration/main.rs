@@ -8,6 +8,7 @@ mod edges;
 mod events;
 mod flags;
 mod lambda;
+mod overload;
 mod schema;
 mod serve;
 mod support;

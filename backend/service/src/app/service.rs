@@ -79,8 +79,16 @@ pub struct GraphService {
     soft_delete: bool,
 }
 
+/// Why an item the store did not finish failed: the request ran out of time (its deadline
+/// passed), or the store kept refusing it through every retry. Either way it is reported,
+/// and retrying it is safe.
 fn write_failure(message: String) -> ItemFailure {
-    ItemFailure { code: "write-failed", message }
+    if crate::deadline::expired() {
+        let message = "the request's deadline passed before this item was done; retry it".to_owned();
+        ItemFailure { code: "deadline-exceeded", message }
+    } else {
+        ItemFailure { code: "write-failed", message }
+    }
 }
 
 impl GraphService {

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod dto;
 pub mod handlers;
+pub mod limits;
 pub mod middleware;
 pub mod problem;
 pub mod settings;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub flags: Flags,
     pub expose_costs: bool,
     pub request_scope: Option<Arc<dyn RequestScope>>,
+    /// The rate limit and the deadline of every request.
+    pub overload: Arc<limits::Overload>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -58,6 +61,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(handlers::route_not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::request_scope))
+        // Outside the request scope, so building per-request clients counts against the
+        // deadline too; the rate limit runs first, before any work is spent on a request.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::enforce_deadline))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::trace_request))
         .with_state(state);
     if compression {

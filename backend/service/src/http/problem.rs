@@ -38,6 +38,15 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
+    /// The request ran out of time; the client may try again shortly.
+    pub fn deadline_exceeded() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "deadline-exceeded",
+            "the request could not finish in time; retry shortly",
+        )
+    }
+
     pub fn problem(&self) -> Problem {
         Problem {
             kind: format!("https://brain2.dev/problems/{}", self.code),
@@ -81,6 +90,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Store(StoreError::Throttled(_)) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "throttled", "the service is busy; retry shortly")
             }
+            ServiceError::Store(StoreError::DeadlineExceeded) => Self::deadline_exceeded(),
             // Internal details go to the log, not to the client.
             ServiceError::Store(store) => {
                 tracing::error!(error = %store, "store failure");

@@ -1,6 +1,7 @@
 //! BatchWriteItem and BatchGetItem with the limits DynamoDB enforces (25 writes, 100 keys),
 //! bounded concurrency, and retries of unprocessed items with jittered exponential backoff
-//! ([`STORE_RETRY`]).
+//! ([`STORE_RETRY`]). Nothing is attempted, and no retry started, once the request's
+//! deadline ([`crate::deadline`]) has passed: what is left is reported as failed.
 
 use std::collections::HashMap;
 
@@ -11,6 +12,7 @@ use futures::stream::{self, StreamExt};
 use super::items::{Item, primary_key_of};
 use super::sdk_error;
 use crate::adapters::aws::retry::STORE_RETRY;
+use crate::deadline;
 use crate::ports::StoreError;
 
 /// Every call asks for its consumed capacity: the per-request cost accounting sums it.
@@ -117,7 +119,9 @@ async fn write_one_by_one<T: Clone + Send + Sync>(
 ) -> Result<Vec<T>, StoreError> {
     let outcomes: Vec<Option<T>> = stream::iter(writes)
         .map(|write| async move {
-            let result = if let Some(put) = write.request.put_request {
+            let result = if deadline::expired() {
+                Err(StoreError::DeadlineExceeded)
+            } else if let Some(put) = write.request.put_request {
                 client
                     .put_item()
                     .table_name(table)
@@ -173,7 +177,7 @@ async fn write_chunk<T: Clone>(client: &Client, table: &str, chunk: Vec<TaggedWr
         }
     }
     let mut delays = STORE_RETRY.delays();
-    loop {
+    while !deadline::expired() {
         let response = client
             .batch_write_item()
             .request_items(table, pending.clone())
@@ -250,7 +254,11 @@ async fn get_chunk(client: &Client, table: &str, keys: Vec<Item>) -> Result<Vec<
         .build()
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let mut delays = STORE_RETRY.delays();
+    let mut retries = 0;
     loop {
+        if deadline::expired() {
+            return Err(StoreError::DeadlineExceeded);
+        }
         let response = client
             .batch_get_item()
             .request_items(table, pending.clone())
@@ -272,8 +280,14 @@ async fn get_chunk(client: &Client, table: &str, keys: Vec<Item>) -> Result<Vec<
             Err(other) => return Err(other),
         }
         let Some(delay) = delays.next() else {
-            return Err(StoreError::Throttled("batch get keys left unprocessed after retries".into()));
+            // Retries end early only when the deadline leaves no time for another.
+            return Err(if retries + 1 < STORE_RETRY.attempts {
+                StoreError::DeadlineExceeded
+            } else {
+                StoreError::Throttled("batch get keys left unprocessed after retries".into())
+            });
         };
+        retries += 1;
         tokio::time::sleep(delay).await;
     }
 }

@@ -56,6 +56,12 @@ where
         SdkError::TimeoutError(_) => true,
         _ => false,
     };
+    // Once the request's deadline has passed, a call that timed out, could not be sent or
+    // was shed failed for want of time, and is not retried.
+    let cut_short = transient || matches!(error, SdkError::DispatchFailure(_));
+    if cut_short && crate::deadline::expired() {
+        return StoreError::DeadlineExceeded;
+    }
     let message = DisplayErrorContext(&error).to_string();
     if transient { StoreError::Throttled(message) } else { StoreError::Unavailable(message) }
 }
