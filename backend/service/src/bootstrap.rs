@@ -165,7 +165,8 @@ impl Adapters {
         let aws = &settings.adapters;
         let dynamo: Arc<dyn GraphStore> =
             Arc::new(DynamoGraphStore::new(clients.dynamodb.clone(), aws.table.clone(), flags));
-        let store = CachedGraphStore::wrap(dynamo, &flags, aws.cache_ttl);
+        let store =
+            CachedGraphStore::wrap(dynamo, &flags, aws.cache_ttl, aws.cache_max_mib.saturating_mul(1024 * 1024));
         let sender = EventBridgePublisher::new(
             clients.eventbridge.clone(),
             clients.sqs.clone(),

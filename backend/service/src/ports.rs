@@ -42,11 +42,25 @@ pub struct Page<T> {
     pub next: Option<ListCursor>,
 }
 
+/// Where a graph page continues: just after this node, or (`edge_to`) just after its edge
+/// to that node. Holds no user id, like [`ListCursor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GraphCursor {
+    pub node: NodeId,
+    pub edge_to: Option<NodeId>,
+}
+
+/// One page of a user's graph: some of their nodes (in node id order) and the edges that
+/// start from them. Every edge is stored under the node it starts from, so the union of
+/// all pages is the whole graph with each edge once; an edge may name a node of a page
+/// not read yet, and the edges of a node with very many may continue on the next page.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Graph {
     pub nodes: Vec<Node>,
     /// Each edge once, in the direction it was created.
     pub edges: Vec<Edge>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<GraphCursor>,
 }
 
 /// Per-item result of a bulk write: nothing is silently lost, every id lands in one list.
@@ -90,7 +104,9 @@ pub trait GraphStore: Send + Sync {
         limit: usize,
         after: Option<ListCursor>,
     ) -> Result<Page<Node>, StoreError>;
-    async fn graph(&self, user: &UserId) -> Result<Graph, StoreError>;
+    /// A page of at most `limit` nodes of the user's graph, after `after` (from the start
+    /// when `None`), with the edges that start from them.
+    async fn graph(&self, user: &UserId, limit: usize, after: Option<GraphCursor>) -> Result<Graph, StoreError>;
     /// Stores both directions of an edge; both ends must exist.
     async fn insert_edge(&self, edge: &Edge) -> Result<(), StoreError>;
     /// Removes both directions; `false` when there was no such edge.

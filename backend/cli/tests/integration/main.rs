@@ -7,6 +7,7 @@ mod auth;
 mod edges;
 mod events;
 mod flags;
+mod graph_paging;
 mod lambda;
 mod overload;
 mod schema;

@@ -7,13 +7,18 @@ use thiserror::Error;
 use crate::domain::{
     DomainError, DomainEvent, Edge, EdgeKind, EdgeWeight, KeywordExtractor, Node, NodeDraft, NodeId, UserId,
 };
-use crate::ports::{EventPublisher, Graph, GraphStore, ListCursor, Page, StoreError};
+use crate::ports::{EventPublisher, Graph, GraphCursor, GraphStore, ListCursor, Page, StoreError};
 
 /// Most items one bulk request may carry; keeps a request inside the Lambda and
 /// API Gateway time limits.
 pub const MAX_BULK_ITEMS: usize = 100;
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 200;
+/// Nodes of one `/graph-data` page unless asked otherwise, and at most. The store also
+/// ends a page early once it holds about half a megabyte of data, so that a page of large
+/// notes or of a node with very many edges stays far below Lambda's 6 MB response limit.
+pub const DEFAULT_GRAPH_PAGE: usize = 100;
+pub const MAX_GRAPH_PAGE: usize = 500;
 
 #[derive(Debug, Error)]
 pub enum ServiceError {
@@ -31,6 +36,8 @@ pub enum ServiceError {
     BulkSize(usize),
     #[error("limit must be 1 to {MAX_PAGE_SIZE}, got {0}")]
     InvalidLimit(usize),
+    #[error("limit must be 1 to {MAX_GRAPH_PAGE}, got {0}")]
+    InvalidGraphLimit(usize),
     #[error("{0:?} cannot be searched: use one word that is not a stop word, number or very short word")]
     NotAKeyword(String),
     #[error(transparent)]
@@ -245,8 +252,18 @@ impl GraphService {
         Ok(report)
     }
 
-    pub async fn graph(&self, user: &UserId) -> Result<Graph, ServiceError> {
-        Ok(self.store.graph(user).await?)
+    /// A page of the user's graph: `limit` nodes at most (default [`DEFAULT_GRAPH_PAGE`]).
+    pub async fn graph(
+        &self,
+        user: &UserId,
+        limit: Option<usize>,
+        after: Option<GraphCursor>,
+    ) -> Result<Graph, ServiceError> {
+        let limit = limit.unwrap_or(DEFAULT_GRAPH_PAGE);
+        if !(1..=MAX_GRAPH_PAGE).contains(&limit) {
+            return Err(ServiceError::InvalidGraphLimit(limit));
+        }
+        Ok(self.store.graph(user, limit, after).await?)
     }
 
     pub async fn create_edge(

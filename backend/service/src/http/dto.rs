@@ -9,7 +9,7 @@ use super::problem::ApiError;
 use crate::app::health::HealthReport;
 use crate::app::service::{BulkCreateReport, BulkDeleteReport, Neighbor, NodeInput};
 use crate::domain::{Edge, Node, NodeId};
-use crate::ports::{Graph, ListCursor, Page};
+use crate::ports::{Graph, GraphCursor, ListCursor, Page};
 
 #[derive(Debug, Deserialize)]
 pub struct NodeBody {
@@ -124,10 +124,20 @@ impl From<&Page<Node>> for NodePage {
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub struct GraphQuery {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+/// One page of the graph: its nodes, the edges that start from them, and where the next
+/// page starts (`null` on the last).
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GraphDto {
     pub nodes: Vec<NodeDto>,
     pub edges: Vec<EdgeDto>,
+    pub next_cursor: Option<String>,
 }
 
 impl From<&Graph> for GraphDto {
@@ -135,8 +145,32 @@ impl From<&Graph> for GraphDto {
         Self {
             nodes: graph.nodes.iter().map(NodeDto::from).collect(),
             edges: graph.edges.iter().map(EdgeDto::from).collect(),
+            next_cursor: graph.next.map(encode_graph_cursor),
         }
     }
+}
+
+/// Graph cursors, like list cursors, hold only a position (a node, and an edge of it when
+/// a page ended among that node's edges); the store rebuilds the key from the caller.
+/// The `g:` prefix keeps a list cursor from being taken for a graph cursor.
+pub fn encode_graph_cursor(cursor: GraphCursor) -> String {
+    let position = match cursor.edge_to {
+        Some(other) => format!("g:{}:{other}", cursor.node),
+        None => format!("g:{}", cursor.node),
+    };
+    URL_SAFE_NO_PAD.encode(position)
+}
+
+pub fn decode_graph_cursor(raw: &str) -> Result<GraphCursor, ApiError> {
+    let invalid = || ApiError::bad_request("invalid-cursor", "the cursor is not one this API returned");
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let position = text.strip_prefix("g:").ok_or_else(invalid)?;
+    let (node, edge_to) = match position.split_once(':') {
+        Some((node, other)) => (node, Some(NodeId::parse(other).map_err(|_| invalid())?)),
+        None => (position, None),
+    };
+    Ok(GraphCursor { node: NodeId::parse(node).map_err(|_| invalid())?, edge_to })
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -311,6 +345,19 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(cursor)).unwrap(), cursor);
         for bad in ["", "!!!", "bm90LWEtY3Vyc29y", &URL_SAFE_NO_PAD.encode("-5:x")] {
             assert_eq!(decode_cursor(bad).unwrap_err().code, "invalid-cursor", "{bad}");
+        }
+    }
+
+    #[test]
+    fn graph_cursor_round_trips_and_rejects_garbage_and_list_cursors() {
+        let (node, other) = (NodeId::generate(), NodeId::generate());
+        for cursor in [GraphCursor { node, edge_to: None }, GraphCursor { node, edge_to: Some(other) }] {
+            assert_eq!(decode_graph_cursor(&encode_graph_cursor(cursor)).unwrap(), cursor);
+        }
+        let list = encode_cursor(ListCursor { created_at_ms: 1, node_id: node });
+        let bad_edge = URL_SAFE_NO_PAD.encode(format!("g:{node}:x"));
+        for bad in ["", "!!!", list.as_str(), bad_edge.as_str(), &URL_SAFE_NO_PAD.encode("g:")] {
+            assert_eq!(decode_graph_cursor(bad).unwrap_err().code, "invalid-cursor", "{bad}");
         }
     }
 }

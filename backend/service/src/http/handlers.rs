@@ -111,8 +111,13 @@ pub async fn bulk_delete(
     Ok(Json(BulkDeleteDto::from(&report)))
 }
 
-pub async fn graph_data(State(state): State<AppState>, AuthUser(user): AuthUser) -> ApiResult<Json<GraphDto>> {
-    let graph = state.service.graph(&user).await?;
+pub async fn graph_data(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiQuery(query): ApiQuery<GraphQuery>,
+) -> ApiResult<Json<GraphDto>> {
+    let after = query.cursor.as_deref().map(decode_graph_cursor).transpose()?;
+    let graph = state.service.graph(&user, query.limit, after).await?;
     Ok(Json(GraphDto::from(&graph)))
 }
 

@@ -85,7 +85,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::EdgeExists(..) => Self::new(StatusCode::CONFLICT, "edge-exists", detail),
             ServiceError::VersionConflict { .. } => Self::new(StatusCode::CONFLICT, "version-conflict", detail),
             ServiceError::BulkSize(_) => Self::new(StatusCode::BAD_REQUEST, "bulk-size", detail),
-            ServiceError::InvalidLimit(_) => Self::new(StatusCode::BAD_REQUEST, "invalid-limit", detail),
+            ServiceError::InvalidLimit(_) | ServiceError::InvalidGraphLimit(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid-limit", detail)
+            }
             ServiceError::NotAKeyword(_) => Self::new(StatusCode::BAD_REQUEST, "invalid-keyword", detail),
             ServiceError::Store(StoreError::Throttled(_)) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "throttled", "the service is busy; retry shortly")

@@ -213,9 +213,30 @@ pub async fn get_all(
     keys: Vec<Item>,
     policy: BatchPolicy,
 ) -> Result<Vec<Item>, StoreError> {
+    get_all_with(client, table, keys, policy, None).await
+}
+
+/// [`get_all`], reading only the attributes of `projection` (plain names, no reserved words).
+pub async fn get_all_projected(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    policy: BatchPolicy,
+    projection: &str,
+) -> Result<Vec<Item>, StoreError> {
+    get_all_with(client, table, keys, policy, Some(projection)).await
+}
+
+async fn get_all_with(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    policy: BatchPolicy,
+    projection: Option<&str>,
+) -> Result<Vec<Item>, StoreError> {
     let results: Vec<Result<Vec<Item>, StoreError>> = if policy.batch_reads {
         stream::iter(chunked(keys, MAX_BATCH_GET))
-            .map(|chunk| get_chunk(client, table, chunk))
+            .map(|chunk| get_chunk(client, table, chunk, projection))
             .buffer_unordered(policy.concurrency)
             .collect()
             .await
@@ -228,6 +249,7 @@ pub async fn get_all(
                         .get_item()
                         .table_name(table)
                         .set_key(Some(key.clone()))
+                        .set_projection_expression(projection.map(str::to_owned))
                         .consistent_read(true)
                         .return_consumed_capacity(TOTAL)
                         .send()
@@ -246,10 +268,16 @@ pub async fn get_all(
     Ok(items)
 }
 
-async fn get_chunk(client: &Client, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+async fn get_chunk(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    projection: Option<&str>,
+) -> Result<Vec<Item>, StoreError> {
     let mut items = Vec::with_capacity(keys.len());
     let mut pending = KeysAndAttributes::builder()
         .set_keys(Some(keys))
+        .set_projection_expression(projection.map(str::to_owned))
         .consistent_read(true)
         .build()
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;

@@ -1,6 +1,7 @@
 //! The graph store on one DynamoDB table (see `docs/table-design.md`).
 
 mod batch;
+mod graph;
 pub mod items;
 pub mod keys;
 pub mod schema;
@@ -28,15 +29,12 @@ use crate::adapters::aws::retry::STORE_RETRY;
 use crate::domain::similarity::DocumentFrequencies;
 use crate::domain::{Edge, Node, NodeId, UserId};
 use crate::flags::Flags;
-use crate::ports::{BatchOutcome, DeletedNode, Graph, GraphStore, ListCursor, Page, StoreError};
+use crate::ports::{BatchOutcome, DeletedNode, Graph, GraphCursor, GraphStore, ListCursor, Page, StoreError};
 
 /// How long an applied-event marker is kept: far longer than any queue redelivers.
 const APPLIED_MARKER_TTL_SECONDS: i64 = 7 * 24 * 3600;
 /// A node that exists and is not soft-deleted.
 const LIVE_NODE: &str = "attribute_exists(#pk) AND attribute_not_exists(deletedAt)";
-/// Attributes the graph view needs from node and edge items (`projections` on).
-const GRAPH_ATTRIBUTES: &str = "SK, entity, nodeId, userId, content, keywords, tags, createdAt, updatedAt, version, \
-                                deletedAt, sourceId, targetId, weight, kind";
 
 /// Error codes DynamoDB uses when it sheds load; worth retrying later.
 const THROTTLING_CODES: [&str; 4] = [
@@ -247,31 +245,6 @@ impl DynamoGraphStore {
             edge_keys.push(items::edge_key(user, other, node));
         }
         Ok(edge_keys)
-    }
-
-    /// Every item of the user's partition: one paginated Query, or (flag off) the old
-    /// filtered Scan of the whole table, which reads every user's items to return one's.
-    async fn partition_items(&self, user: &UserId) -> Result<Vec<Item>, StoreError> {
-        let partition = keys::user_partition(user);
-        if self.flags.query_not_scan {
-            let mut query = self.query_partition(partition);
-            if self.flags.projections {
-                query = query.projection_expression(GRAPH_ATTRIBUTES);
-            }
-            return self.query_all(query).await;
-        }
-        let mut scan = self
-            .client()
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("#pk = :pk")
-            .expression_attribute_names("#pk", &SCHEMA.partition_key)
-            .expression_attribute_values(":pk", string(partition))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        if self.flags.projections {
-            scan = scan.projection_expression(GRAPH_ATTRIBUTES);
-        }
-        scan.into_paginator().items().send().try_collect().await.map_err(sdk_error)
     }
 
     /// Deletes nodes with everything that hangs off them: edges (both directions) and
@@ -530,29 +503,8 @@ impl GraphStore for DynamoGraphStore {
         Ok(Page { items: nodes, next })
     }
 
-    async fn graph(&self, user: &UserId) -> Result<Graph, StoreError> {
-        let mut graph = Graph::default();
-        let mut deleted = HashSet::new();
-        let mut edges = Vec::new();
-        for item in self.partition_items(user).await? {
-            match entity_of(&item) {
-                Some(items::ENTITY_NODE) if items::is_deleted(&item) => {
-                    deleted.insert(items::node_from_item(item)?.id);
-                }
-                Some(items::ENTITY_NODE) => graph.nodes.push(items::node_from_item(item)?),
-                Some(items::ENTITY_EDGE) => {
-                    let (edge, stored_under_source) = items::edge_from_item(user, item)?;
-                    if stored_under_source {
-                        edges.push(edge);
-                    }
-                }
-                _ => {}
-            }
-        }
-        // Edges of soft-deleted nodes linger until cleanup; they are not part of the graph.
-        graph.edges =
-            edges.into_iter().filter(|e| !deleted.contains(&e.source) && !deleted.contains(&e.target)).collect();
-        Ok(graph)
+    async fn graph(&self, user: &UserId, limit: usize, after: Option<GraphCursor>) -> Result<Graph, StoreError> {
+        self.graph_page(user, limit, after).await
     }
 
     async fn insert_edge(&self, edge: &Edge) -> Result<(), StoreError> {
