@@ -67,7 +67,10 @@ pub struct Settings {
 
 /// The settings alone, without a command around them (the Lambda functions, in-process
 /// servers, tests).
+/// A setting given twice takes its last value, so that callers can override defaults
+/// they were handed.
 #[derive(Parser)]
+#[command(args_override_self = true)]
 struct EnvironmentOnly {
     #[command(flatten)]
     settings: Settings,
@@ -228,6 +231,12 @@ mod tests {
         assert_eq!(s.http.jwt_secret(), DEVELOPMENT_SECRET);
         assert!(!s.http.expose_costs);
         assert_eq!(s.flags(), Flags::OPTIMIZED);
+        assert_eq!(s.http.request_deadline, Duration::from_secs(20));
+        assert_eq!(s.adapters.cache_max_mib, 64);
+        let limit = s.http.rate_limit().expect("the rate limit is on by default");
+        assert_eq!((limit.per_second.get(), limit.burst.get()), (50, 100));
+        assert_eq!(settings(&["--rate-limit-per-second=0"]).unwrap().http.rate_limit(), None);
+        assert!(settings(&["--request-deadline-ms=0"]).is_err());
     }
 
     #[test]

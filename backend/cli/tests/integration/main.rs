@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod edges;
 mod events;
+mod faults;
 mod flags;
 mod graph_paging;
 mod lambda;

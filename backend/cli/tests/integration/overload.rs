@@ -49,7 +49,10 @@ async fn a_burst_above_a_users_rate_limit_answers_429_and_spares_other_users() {
 
 #[tokio::test]
 async fn the_default_rate_limit_lets_a_busy_user_through() {
-    let app = TestApp::spawn().await;
+    use brain2::http::limits::{DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND};
+    let rate = format!("--rate-limit-per-second={DEFAULT_RATE_LIMIT_PER_SECOND}");
+    let burst = format!("--rate-limit-burst={DEFAULT_RATE_LIMIT_BURST}");
+    let app = TestApp::spawn_with(settings_with(&[&rate, &burst])).await;
     let user = unique_user();
     // A busy client: a hundred requests in a row.
     for _ in 0..100 {

@@ -36,6 +36,11 @@ const ANONYMOUS: &str = "";
 /// so the limiter's memory follows the users active now, not every user ever seen.
 const PRUNE_EVERY_CHECKS: u64 = 1024;
 
+/// A generous default: far above what a person's client sends, low enough that one
+/// user's runaway script cannot take an instance's whole capacity.
+pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 50;
+pub const DEFAULT_RATE_LIMIT_BURST: u32 = 100;
+
 /// How many requests a user may make: `per_second` on average, `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use clap::{ArgAction, Args, ValueEnum};
 
 use super::auth::{Authenticator, DEVELOPMENT_SECRET};
-use super::limits::{Overload, RateLimit};
+use super::limits::{DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND, Overload, RateLimit};
 use super::middleware::VersionPolicy;
 use crate::config::{rfc3339, switch};
 
@@ -56,10 +56,10 @@ pub struct HttpSettings {
     pub request_deadline: Duration,
     /// Requests per second each user may make on average (per instance); 0 turns the
     /// rate limit off. Beyond it, 429 with `Retry-After`.
-    #[arg(long, env = "BRAIN2_RATE_LIMIT_PER_SECOND", value_name = "N", default_value_t = 50)]
+    #[arg(long, env = "BRAIN2_RATE_LIMIT_PER_SECOND", value_name = "N", default_value_t = DEFAULT_RATE_LIMIT_PER_SECOND)]
     pub rate_limit_per_second: u32,
     /// Requests each user may make at once, on top of the average rate.
-    #[arg(long, env = "BRAIN2_RATE_LIMIT_BURST", value_name = "N", default_value_t = 100)]
+    #[arg(long, env = "BRAIN2_RATE_LIMIT_BURST", value_name = "N", default_value_t = DEFAULT_RATE_LIMIT_BURST)]
     pub rate_limit_burst: u32,
 }
 

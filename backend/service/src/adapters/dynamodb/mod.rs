@@ -33,6 +33,8 @@ use crate::ports::{BatchOutcome, DeletedNode, Graph, GraphCursor, GraphStore, Li
 
 /// How long an applied-event marker is kept: far longer than any queue redelivers.
 const APPLIED_MARKER_TTL_SECONDS: i64 = 7 * 24 * 3600;
+/// Rounds of deleting the postings of nodes a bulk create could not write.
+const POSTING_REMOVAL_ROUNDS: usize = 3;
 /// A node that exists and is not soft-deleted.
 const LIVE_NODE: &str = "attribute_exists(#pk) AND attribute_not_exists(deletedAt)";
 
@@ -223,6 +225,30 @@ impl DynamoGraphStore {
         Ok(batch::write_all(&self.client(), &self.table, writes, self.batch_policy()).await?.into_iter().collect())
     }
 
+    /// Deletes the postings of the nodes of a bulk create that failed (some were written
+    /// before their node failed): a retry of such a node writes new ones under a new id.
+    /// A few rounds, each with the store's retries, while the deadline allows; what is
+    /// still left then is logged (searches skip postings whose node does not exist).
+    async fn remove_postings_of_failed(&self, nodes: &[Node], failed: &HashSet<NodeId>) -> Result<(), StoreError> {
+        let mut left: Vec<&Node> = nodes.iter().filter(|node| failed.contains(&node.id)).collect();
+        for _ in 0..POSTING_REMOVAL_ROUNDS {
+            if left.is_empty() || crate::deadline::expired() {
+                break;
+            }
+            let mut deletes = Vec::new();
+            for node in &left {
+                deletes.extend(Self::posting_deletes(node)?);
+            }
+            let still = self.write_phase(deletes).await?;
+            left.retain(|node| still.contains(&node.id));
+        }
+        if !left.is_empty() {
+            let ids: Vec<NodeId> = left.iter().map(|node| node.id).collect();
+            tracing::warn!(nodes = ?ids, "postings of nodes that failed to be created were left behind");
+        }
+        Ok(())
+    }
+
     /// Keys of both directions of every edge of `node`.
     async fn edge_keys_of(&self, user: &UserId, node: NodeId) -> Result<Vec<Item>, StoreError> {
         let mut query = self
@@ -354,6 +380,7 @@ impl GraphStore for DynamoGraphStore {
             .map(|node| Ok(TaggedWrite { tag: node.id, request: put_request(items::node_to_item(node))? }))
             .collect::<Result<Vec<_>, StoreError>>()?;
         failed.extend(self.write_phase(node_writes).await?);
+        self.remove_postings_of_failed(nodes, &failed).await?;
         Ok(outcome(nodes.iter().map(|n| n.id), &failed, "the write did not complete after retries; retry this node"))
     }
 
