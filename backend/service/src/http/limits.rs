@@ -121,10 +121,13 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
 /// Runs the request under its deadline: the store sees [`Overload::store_budget`], and a
 /// request still running at the deadline itself answers 503 `deadline-exceeded`.
 pub async fn enforce_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    within_deadline(&state.overload, next.run(request)).await
+}
+
+async fn within_deadline(overload: &Overload, work: impl Future<Output = Response>) -> Response {
     let started = tokio::time::Instant::now();
-    let store_deadline = started + state.overload.store_budget();
-    let work = deadline::scope(store_deadline, next.run(request));
-    match tokio::time::timeout_at(started + state.overload.deadline, work).await {
+    let work = deadline::scope(started + overload.store_budget(), work);
+    match tokio::time::timeout_at(started + overload.deadline, work).await {
         Ok(response) => response,
         Err(_) => ApiError::deadline_exceeded().into_response(),
     }
@@ -157,6 +160,21 @@ mod tests {
             assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
             assert_eq!(response.headers()[header::RETRY_AFTER], expected);
         }
+    }
+
+    #[tokio::test]
+    async fn work_that_never_ends_answers_503_at_the_deadline() {
+        let overload = Overload::new(Duration::from_millis(50), None);
+        let response = within_deadline(&overload, std::future::pending()).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let seen = within_deadline(&overload, async {
+            let left = deadline::remaining().expect("the work runs under the deadline");
+            assert!(left <= overload.store_budget(), "{left:?}");
+            StatusCode::OK.into_response()
+        })
+        .await;
+        assert_eq!(seen.status(), StatusCode::OK);
     }
 
     #[test]
