@@ -174,3 +174,46 @@ async fn a_stalled_store_answers_503_at_the_deadline_and_bulk_writes_report_ever
     let created = app.create_node(&user, "written after the store came back").await;
     assert!(created["id"].is_string());
 }
+
+/// An inline publisher (the baseline's) sending on a slow network, its request cut off at
+/// the deadline while events are still on their way: they arrive all the same.
+#[tokio::test]
+async fn events_of_a_request_cut_off_at_its_deadline_are_still_delivered() {
+    use brain2::adapters::aws::network::NetworkSimulation;
+    use brain2::adapters::eventbridge::EventBridgePublisher;
+    use brain2::domain::{DomainEvent, KeywordExtractor, Node, NodeDraft, UserId};
+    use brain2::ports::EventPublisher;
+
+    use crate::support::{own_queue, take_messages, user_queue};
+
+    let app = TestApp::spawn().await;
+    let user = unique_user();
+    let queue = user_queue(&app, &user, &[]).await;
+    let slow = NetworkSimulation { round_trip: Duration::from_millis(200), ..Default::default() };
+    let clients = stack().aws.factory().with_network(slow).build().await;
+    let dead_letters = own_queue(&app).await;
+    let sender =
+        EventBridgePublisher::new(clients.eventbridge, clients.sqs, stack().bus.clone(), Some(dead_letters), false);
+    let owner = UserId::parse(&user).unwrap();
+    let events = |count: usize| -> Vec<DomainEvent> {
+        (0..count)
+            .map(|i| {
+                let draft = NodeDraft::new(&format!("event {i} of a request out of time"), &[]).unwrap();
+                DomainEvent::node_created(&Node::create(
+                    owner.clone(),
+                    draft,
+                    &KeywordExtractor::new(),
+                    chrono::Utc::now(),
+                ))
+            })
+            .collect()
+    };
+    // Out of time while sending: the request stops waiting.
+    let spent = tokio::time::Instant::now() + Duration::from_millis(50);
+    brain2::deadline::scope(spent, sender.publish(events(5))).await.unwrap();
+    // Cut off outright, as the deadline's backstop does: the sending is dropped mid-way.
+    let cut_off = tokio::time::timeout(Duration::from_millis(50), sender.publish(events(5))).await;
+    assert!(cut_off.is_err(), "five calls of 200 ms each cannot be done in 50 ms");
+    let arrived = take_messages(&app, &queue, 10).await;
+    assert_eq!(arrived.len(), 10, "every event of both requests arrived");
+}

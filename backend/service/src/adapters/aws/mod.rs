@@ -251,6 +251,18 @@ pub async fn with_request_clients<F: Future>(clients: AwsClients, work: F) -> F:
     REQUEST_CLIENTS.scope(clients, work).await
 }
 
+/// `work` with the current request's own clients (if it has any) wherever it runs, such as
+/// on a task spawned for the request.
+pub fn carried_request_clients<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    let clients = REQUEST_CLIENTS.try_with(Clone::clone).ok();
+    async move {
+        match clients {
+            Some(clients) => REQUEST_CLIENTS.scope(clients, work).await,
+            None => work.await,
+        }
+    }
+}
+
 /// The DynamoDB client to use now: the request's own, or else the shared one.
 pub fn dynamodb_client(shared: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
     REQUEST_CLIENTS.try_with(|clients| clients.dynamodb.clone()).unwrap_or_else(|_| shared.clone())

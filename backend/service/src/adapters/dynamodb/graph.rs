@@ -225,7 +225,7 @@ impl DynamoGraphStore {
         }
         let mut all: Vec<Item> = scan.into_paginator().items().send().try_collect().await.map_err(sdk_error)?;
         let sort_key = |item: &Item| items::string_attribute(item, &SCHEMA.sort_key).unwrap_or_default().to_owned();
-        all.sort_by_key(sort_key);
+        all.sort_by_cached_key(sort_key);
         let start = after.map(cursor_sort_key);
         let mut page = PageCollector::new(limit);
         for item in all.into_iter().filter(|item| start.as_ref().is_none_or(|start| sort_key(item) > *start)) {
