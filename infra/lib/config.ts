@@ -73,6 +73,7 @@ export const STACK_OWNED_SETTINGS: readonly string[] = [
   'BRAIN2_AUTH_MODE',
   'BRAIN2_JWT_SECRET',
   'BRAIN2_CLEANUP_GRACE_SECONDS',
+  'BRAIN2_REQUEST_DEADLINE_MS',
 ];
 
 /** Settings a deployed function refuses to start with (local measurement only). */
@@ -198,7 +199,8 @@ export function readConfig(node: Node): Brain2Config {
     cleanupGraceSeconds: context.integer('cleanupGraceSeconds', 300, 0, 86400),
     api: {
       memoryMb: context.integer('apiMemoryMb', 512, 128, 10240),
-      // Below API Gateway's 29 s integration limit, above the SDK's 12 s per operation.
+      // Below API Gateway's 29 s integration limit, above the SDK's 12 s per operation; the
+      // request deadline is derived from it (see `requestDeadlineMs`).
       timeoutSeconds: context.integer('apiTimeoutSeconds', 25, 1, 29),
       reservedConcurrency: context.integer('apiReservedConcurrency', 50, 0, 1000),
     },
@@ -215,4 +217,16 @@ export function readConfig(node: Node): Brain2Config {
     alarmEmail: context.optionalString('alarmEmail'),
     runbookBaseUrl: context.string('runbookBaseUrl', 'docs/runbooks').replace(/\/+$/, ''),
   };
+}
+
+/** Time the API function keeps after a request's deadline to answer it and flush its telemetry. */
+export const DEADLINE_RESERVE_MS = 2000;
+
+/**
+ * The API's end-to-end request deadline (`BRAIN2_REQUEST_DEADLINE_MS`): the function's
+ * timeout less a reserve, so a request out of time answers 503 with `Retry-After` before
+ * Lambda kills the invocation or API Gateway gives up at 29 s.
+ */
+export function requestDeadlineMs(api: FunctionSizing): number {
+  return Math.max(1000, api.timeoutSeconds * 1000 - DEADLINE_RESERVE_MS);
 }

@@ -66,6 +66,11 @@ test('sizes, timeouts and reserved concurrency are set per function', () => {
   expect(api.MemorySize).toBe(1024);
   expect(api.Architectures).toEqual(['x86_64']);
   expect(api.ReservedConcurrentExecutions).toBeUndefined();
+  const longest = synthesize({ apiTimeoutSeconds: '29' });
+  const props = longest.json.Resources[logicalId(longest.stack, serviceOf(longest).compute.api.function)].Properties;
+  expect(props.Timeout).toBe(29);
+  expect(props.Environment.Variables.BRAIN2_REQUEST_DEADLINE_MS).toBe('27000');
+  expect(() => synthesize({ serviceSettings: '{"BRAIN2_REQUEST_DEADLINE_MS":"60000"}' })).toThrow(/set by the stack/);
 });
 
 test('each function logs to its own log group with a retention', () => {
@@ -93,6 +98,8 @@ test('the environment names the stack\'s own table, bus and dead-letter queue, a
   expect(api.BRAIN2_AUTH_MODE).toBe('apigateway');
   expect(api.BRAIN2_JWT_SECRET).toBeUndefined();
   expect(api.BRAIN2_FLAG_COMPRESSION).toBe('off');
+  // The function's 25 s timeout less 2 s to answer: under API Gateway's 29 s as well.
+  expect(api.BRAIN2_REQUEST_DEADLINE_MS).toBe('23000');
   const similarity = fn('similarity').Properties.Environment.Variables;
   expect(similarity.BRAIN2_EVENTS_DLQ_URL).toEqual({ Ref: ids.publishDlq });
   const cleanup = fn('cleanup').Properties.Environment.Variables;

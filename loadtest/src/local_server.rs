@@ -52,6 +52,9 @@ impl LocalServer {
             .envs(profile.environment())
             .env("BRAIN2_SIM_RTT_MS", sim_rtt_ms.to_string())
             .env("BRAIN2_EXPOSE_COSTS", "on")
+            // The harness measures throughput: many simulated users act as one user, whom
+            // the per-user rate limit would otherwise hold back.
+            .env("BRAIN2_RATE_LIMIT_PER_SECOND", "0")
             .env("BRAIN2_JWT_SECRET", jwt_secret)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

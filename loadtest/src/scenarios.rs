@@ -197,6 +197,7 @@ async fn perform(operation: Operation, context: &Context, user: &mut GooseUser) 
         Operation::GetNode => (GooseMethod::Get, format!("/nodes/{}", any_node(&mut rng)), None),
         Operation::ListNodes => (GooseMethod::Get, "/nodes?limit=50".to_owned(), None),
         Operation::GraphData => {
+            // The first page (100 nodes by default): what a client reads when it opens the graph.
             let graph_token = context.fixture.graph_token.clone();
             return send(context, user, &graph_token, GooseMethod::Get, "/graph-data", None).await;
         }

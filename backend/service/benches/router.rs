@@ -19,6 +19,7 @@ use brain2::flags::Flags;
 use brain2::http::auth::Authenticator;
 use brain2::http::cursor::CursorKey;
 use brain2::http::dto::NodeDto;
+use brain2::http::limits::Overload;
 use brain2::http::middleware::VersionPolicy;
 use brain2::http::{API_PREFIX, AppState, router};
 use chrono::Utc;
@@ -56,6 +57,7 @@ fn api() -> Api {
         flags,
         expose_costs: false,
         request_scope: None,
+        overload: Arc::new(Overload::new(Duration::from_secs(20), None)),
     };
     Api { router: router(state), store, events }
 }

@@ -67,7 +67,10 @@ pub struct Settings {
 
 /// The settings alone, without a command around them (the Lambda functions, in-process
 /// servers, tests).
+/// A setting given twice takes its last value, so that callers can override defaults
+/// they were handed.
 #[derive(Parser)]
+#[command(args_override_self = true)]
 struct EnvironmentOnly {
     #[command(flatten)]
     settings: Settings,
@@ -167,7 +170,8 @@ impl Adapters {
         let aws = &settings.adapters;
         let dynamo: Arc<dyn GraphStore> =
             Arc::new(DynamoGraphStore::new(clients.dynamodb.clone(), aws.table.clone(), flags));
-        let store = CachedGraphStore::wrap(dynamo, &flags, aws.cache_ttl);
+        let store =
+            CachedGraphStore::wrap(dynamo, &flags, aws.cache_ttl, aws.cache_max_mib.saturating_mul(1024 * 1024));
         let sender = EventBridgePublisher::new(
             clients.eventbridge.clone(),
             clients.sqs.clone(),
@@ -197,6 +201,7 @@ pub fn app_state(settings: &Settings, adapters: &Adapters, factory: &ClientFacto
         flags,
         expose_costs: settings.http.expose_costs,
         request_scope,
+        overload: Arc::new(settings.http.overload()),
     }
 }
 
@@ -227,6 +232,12 @@ mod tests {
         assert_eq!(s.http.jwt_secret(), DEVELOPMENT_SECRET);
         assert!(!s.http.expose_costs);
         assert_eq!(s.flags(), Flags::OPTIMIZED);
+        assert_eq!(s.http.request_deadline, Duration::from_secs(20));
+        assert_eq!(s.adapters.cache_max_mib, 64);
+        let limit = s.http.rate_limit().expect("the rate limit is on by default");
+        assert_eq!((limit.per_second.get(), limit.burst.get()), (50, 100));
+        assert_eq!(settings(&["--rate-limit-per-second=0"]).unwrap().http.rate_limit(), None);
+        assert!(settings(&["--request-deadline-ms=0"]).is_err());
     }
 
     #[test]

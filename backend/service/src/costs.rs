@@ -39,6 +39,18 @@ pub async fn measure<F: Future>(work: F) -> (F::Output, CostReport) {
     (output, report)
 }
 
+/// `work` recording into the current request's ledger wherever it runs, such as on a task
+/// spawned for the request: the calls it makes are the request's.
+pub fn carried<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    let ledger = LEDGER.try_with(Arc::clone).ok();
+    async move {
+        match ledger {
+            Some(ledger) => LEDGER.scope(ledger, work).await,
+            None => work.await,
+        }
+    }
+}
+
 fn with_ledger(update: impl FnOnce(&mut CostReport)) {
     // Outside a measured request (start-up, background work) there is nothing to record.
     let _ = LEDGER.try_with(|ledger| {

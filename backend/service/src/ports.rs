@@ -22,6 +22,9 @@ pub enum StoreError {
     Throttled(String),
     #[error("the store failed: {0}")]
     Unavailable(String),
+    /// The request's deadline passed before the store answered; the caller may retry later.
+    #[error("the request's deadline passed before the store answered")]
+    DeadlineExceeded,
 }
 
 /// Where a newest-first listing continues: just after this node. Holds no user id:
@@ -39,11 +42,25 @@ pub struct Page<T> {
     pub next: Option<ListCursor>,
 }
 
+/// Where a graph page continues: just after this node, or (`edge_to`) just after its edge
+/// to that node. Holds no user id, like [`ListCursor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GraphCursor {
+    pub node: NodeId,
+    pub edge_to: Option<NodeId>,
+}
+
+/// One page of a user's graph: some of their nodes (in node id order) and the edges that
+/// start from them. Every edge is stored under the node it starts from, so the union of
+/// all pages is the whole graph with each edge once; an edge may name a node of a page
+/// not read yet, and the edges of a node with very many may continue on the next page.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Graph {
     pub nodes: Vec<Node>,
     /// Each edge once, in the direction it was created.
     pub edges: Vec<Edge>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<GraphCursor>,
 }
 
 /// Why one node of a bulk write was not written: what really happened, so that the client
@@ -59,6 +76,9 @@ pub enum WriteFailure {
     /// The store shed load and retries ran out; retrying later works.
     #[error("the store is busy and the write did not complete after retries; retry this node")]
     Throttled,
+    /// The request's deadline passed before the write was done; retrying it is safe.
+    #[error("the request ran out of time before this write was done; retry this node")]
+    DeadlineExceeded,
     /// The store failed otherwise.
     #[error("the store failed: {0}")]
     Unavailable(String),
@@ -71,6 +91,7 @@ impl WriteFailure {
             Self::NotFound => "not-found",
             Self::Conflict => "concurrent-write",
             Self::Throttled => "throttled",
+            Self::DeadlineExceeded => "deadline-exceeded",
             Self::Unavailable(_) => "unavailable",
         }
     }
@@ -82,6 +103,7 @@ impl From<StoreError> for WriteFailure {
             StoreError::Throttled(_) => Self::Throttled,
             StoreError::VersionConflict => Self::Conflict,
             StoreError::NodeMissing => Self::NotFound,
+            StoreError::DeadlineExceeded => Self::DeadlineExceeded,
             other => Self::Unavailable(other.to_string()),
         }
     }
@@ -150,7 +172,9 @@ pub trait GraphStore: Send + Sync {
         limit: usize,
         after: Option<ListCursor>,
     ) -> Result<Page<Node>, StoreError>;
-    async fn graph(&self, user: &UserId) -> Result<Graph, StoreError>;
+    /// A page of at most `limit` nodes of the user's graph, after `after` (from the start
+    /// when `None`), with the edges that start from them.
+    async fn graph(&self, user: &UserId, limit: usize, after: Option<GraphCursor>) -> Result<Graph, StoreError>;
     /// Stores both directions of an edge; both ends must exist.
     async fn insert_edge(&self, edge: &Edge) -> Result<(), StoreError>;
     /// Removes both directions; `false` when there was no such edge.

@@ -7,7 +7,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { API_TABLE_ACCESS, CLEANUP_TABLE_ACCESS, SIMILARITY_TABLE_ACCESS, TableAccess } from '../access';
 import { LambdaAssets } from '../assets';
-import { Brain2Config, FunctionSizing, SWEEP_SLOTS } from '../config';
+import { Brain2Config, FunctionSizing, SWEEP_SLOTS, requestDeadlineMs } from '../config';
 import { indexNamed } from '../schema';
 import { Authentication } from './auth';
 import { Messaging } from './messaging';
@@ -76,6 +76,7 @@ export class Compute extends Construct {
         ...common,
         ...publishing,
         ...auth.apiSettings(),
+        BRAIN2_REQUEST_DEADLINE_MS: String(requestDeadlineMs(config.api)),
       },
     });
     this.cleanup = new ServiceFunction(this, 'Cleanup', {

@@ -70,9 +70,12 @@ pub fn token(user: &str) -> String {
 }
 
 /// Settings of an app on the shared stack, with extra options (e.g. `--profile=baseline`).
+/// The suite makes hundreds of requests a second as one user, so the per-user rate limit
+/// is off unless the options turn it on (later options win).
 pub fn settings_with(options: &[&str]) -> Settings {
     let stack = stack();
-    let defaults = ["--table", &stack.table, "--event-bus", &stack.bus, "--jwt-secret", TEST_SECRET];
+    let defaults =
+        ["--table", &stack.table, "--event-bus", &stack.bus, "--jwt-secret", TEST_SECRET, "--rate-limit-per-second=0"];
     Settings::from_options(defaults.into_iter().chain(options.iter().copied())).expect("valid test settings")
 }
 

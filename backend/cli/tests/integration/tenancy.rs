@@ -33,7 +33,7 @@ async fn another_user_reaches_nothing() {
     assert_eq!(bulk.body["deleted"], json!([]));
     assert!(bulk.body["failed"].as_array().unwrap().iter().all(|f| f["code"] == "not-found"));
 
-    assert_eq!(app.get(&bob, "/api/v1/graph-data").await.body, json!({"nodes": [], "edges": []}));
+    assert_eq!(app.get(&bob, "/api/v1/graph-data").await.body, json!({"nodes": [], "edges": [], "nextCursor": null}));
     assert_eq!(app.get(&bob, "/api/v1/nodes").await.body["items"], json!([]));
     assert_eq!(app.get(&bob, "/api/v1/search?keyword=sourdough").await.body["items"], json!([]));
     // A cursor returned to Alice is bound to her: Bob's use of it is refused before any read.

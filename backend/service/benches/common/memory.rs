@@ -13,8 +13,8 @@ use brain2::adapters::dynamodb::keys::deletion_sort_key;
 use brain2::domain::similarity::DocumentFrequencies;
 use brain2::domain::{DomainEvent, Edge, Node, NodeId, UserId};
 use brain2::ports::{
-    BatchOutcome, DeleteOutcome, DeletedNode, EventPublisher, Graph, GraphStore, ListCursor, Page, PublishError,
-    StoreError, WriteFailure,
+    BatchOutcome, DeleteOutcome, DeletedNode, EventPublisher, Graph, GraphCursor, GraphStore, ListCursor, Page,
+    PublishError, StoreError, WriteFailure,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -274,18 +274,31 @@ impl GraphStore for MemoryGraphStore {
         })
     }
 
-    async fn graph(&self, user: &UserId) -> Result<Graph, StoreError> {
+    /// Pages by node: `limit` live nodes after the cursor's node, with their edges.
+    async fn graph(&self, user: &UserId, limit: usize, after: Option<GraphCursor>) -> Result<Graph, StoreError> {
         self.with_user(user, |data| {
-            let nodes: Vec<Node> = data.nodes.values().filter_map(StoredNode::live).cloned().collect();
-            let edges = data
-                .edges
+            let start = after.map(|cursor| cursor.node);
+            let mut later = data
+                .nodes
+                .values()
+                .filter_map(StoredNode::live)
+                .filter(|node| start.is_none_or(|start| node.id > start));
+            let nodes: Vec<Node> = later.by_ref().take(limit).cloned().collect();
+            let next = match nodes.last() {
+                Some(last) if later.next().is_some() => Some(GraphCursor { node: last.id, edge_to: None }),
+                _ => None,
+            };
+            let edges = nodes
                 .iter()
-                .flat_map(|(owner, adjacent)| adjacent.values().filter(move |edge| edge.source == *owner))
+                .flat_map(|node| {
+                    let adjacent = data.edges.get(&node.id).into_iter().flat_map(|adjacent| adjacent.values());
+                    adjacent.filter(move |edge| edge.source == node.id)
+                })
                 // Edges of soft-deleted nodes linger until cleanup; they are not part of the graph.
                 .filter(|edge| data.live_node(edge.source).is_some() && data.live_node(edge.target).is_some())
                 .cloned()
                 .collect();
-            Graph { nodes, edges }
+            Graph { nodes, edges, next }
         })
     }
 

@@ -1,11 +1,21 @@
-//! In-process read caches as a decorator of the store port: node and graph reads
-//! (`read_cache`) and adjacency lists (`adjacency_cache`). Everything is kept per user and
-//! dropped whole by any write of that user, so a key always includes the user id and a
-//! reader never sees data older than its own instance's last write. Writes made by other
-//! instances show after at most the time-to-live.
+//! In-process read caches as a decorator of the store port: node reads and the first
+//! graph page (`read_cache`) and adjacency lists (`adjacency_cache`).
+//!
+//! Every entry is keyed by its user and that user's current *generation*; any write of the
+//! user moves them to a new generation, so their older entries are never read again (and
+//! age out). A key always includes the user id, and a reader never sees data older than
+//! its own instance's last write. Writes made by other instances show after at most the
+//! time-to-live.
+//!
+//! Memory is bounded by bytes, not by users: each entry weighs an estimate of its size,
+//! and the least recently used go first once the total passes the budget. Misses (reads
+//! of ids that do not exist) are cached too, as they cost a read like any other, but at
+//! most [`MAX_CACHED_MISSES_PER_USER`] per user and generation: one user asking for random
+//! ids cannot fill the cache with nothing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,83 +24,187 @@ use chrono::{DateTime, Utc};
 use crate::domain::similarity::DocumentFrequencies;
 use crate::domain::{Edge, Node, NodeId, UserId};
 use crate::flags::Flags;
-use crate::ports::{BatchOutcome, DeleteOutcome, DeletedNode, Graph, GraphStore, ListCursor, Page, StoreError};
+use crate::ports::{
+    BatchOutcome, DeleteOutcome, DeletedNode, Graph, GraphCursor, GraphStore, ListCursor, Page, StoreError,
+};
 use crate::telemetry::metric::{self, Cache};
 
-/// Users whose reads are cached at once; the least recently used go first.
-const MAX_CACHED_USERS: u64 = 1_000;
+/// Negative entries (ids found missing) one user may have cached per generation.
+pub const MAX_CACHED_MISSES_PER_USER: usize = 256;
+/// Users whose generation is remembered at once. A user forgotten here simply starts a
+/// new generation: their old entries are never read again.
+const MAX_TRACKED_USERS: u64 = 100_000;
+/// What moka and the key cost per entry beyond the value itself (an estimate).
+const ENTRY_OVERHEAD_BYTES: usize = 160;
 
-/// What one instance has read of one user's data. Replaced, never patched, on that
-/// user's writes: a read that started before the write fills a view nobody sees any more.
-#[derive(Default)]
-struct UserView {
-    graph: Mutex<Option<Graph>>,
-    nodes: Mutex<HashMap<NodeId, Option<Node>>>,
-    adjacency: Mutex<HashMap<NodeId, Option<Vec<Edge>>>>,
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Slot {
+    Node(NodeId),
+    Adjacency(NodeId),
+    /// The first page of the graph, by page size.
+    GraphStart(usize),
 }
 
-fn cached<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, key: &K) -> Option<V> {
-    map.lock().ok()?.get(key).cloned()
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct EntryKey {
+    user: UserId,
+    generation: u64,
+    slot: Slot,
 }
 
-fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
-    if let Ok(mut map) = map.lock() {
-        map.insert(key, value);
-    }
+#[derive(Debug, Clone)]
+enum Entry {
+    Node(Option<Node>),
+    Adjacency(Option<Vec<Edge>>),
+    Graph(Graph),
+}
+
+fn node_bytes(node: &Node) -> usize {
+    let strings = node.keywords.iter().chain(&node.tags).map(|s| s.len() + size_of::<String>()).sum::<usize>();
+    size_of::<Node>() + node.content.len() + node.user_id.as_str().len() + strings
+}
+
+fn edges_bytes(edges: &[Edge]) -> usize {
+    edges.iter().map(|edge| size_of::<Edge>() + edge.user_id.as_str().len()).sum()
+}
+
+/// The estimated bytes an entry holds: what the weigher charges against the budget.
+fn entry_bytes(key: &EntryKey, entry: &Entry) -> usize {
+    let value = match entry {
+        Entry::Node(node) => node.as_ref().map_or(0, node_bytes),
+        Entry::Adjacency(edges) => edges.as_deref().map_or(0, edges_bytes),
+        Entry::Graph(graph) => graph.nodes.iter().map(node_bytes).sum::<usize>() + edges_bytes(&graph.edges),
+    };
+    ENTRY_OVERHEAD_BYTES + key.user.as_str().len() + value
+}
+
+fn is_miss(entry: &Entry) -> bool {
+    matches!(entry, Entry::Node(None) | Entry::Adjacency(None))
+}
+
+/// A user's current generation, and the misses cached in it.
+struct Generation {
+    number: u64,
+    misses: AtomicUsize,
 }
 
 pub struct CachedGraphStore {
     inner: Arc<dyn GraphStore>,
-    views: moka::future::Cache<UserId, Arc<UserView>>,
+    entries: moka::future::Cache<EntryKey, Entry>,
+    generations: moka::future::Cache<UserId, Arc<Generation>>,
+    /// Generation numbers are never reused, so a forgotten user cannot meet old entries.
+    next_generation: AtomicU64,
     read_cache: bool,
     adjacency_cache: bool,
 }
 
 impl CachedGraphStore {
-    /// The store itself when no cache flag is on; otherwise the store behind the caches.
-    pub fn wrap(inner: Arc<dyn GraphStore>, flags: &Flags, ttl: Duration) -> Arc<dyn GraphStore> {
+    /// The store itself when no cache flag is on; otherwise the store behind the caches,
+    /// holding about `max_bytes` at most.
+    pub fn wrap(inner: Arc<dyn GraphStore>, flags: &Flags, ttl: Duration, max_bytes: u64) -> Arc<dyn GraphStore> {
         if !flags.read_cache && !flags.adjacency_cache {
             return inner;
         }
-        let views = moka::future::Cache::builder().max_capacity(MAX_CACHED_USERS).time_to_live(ttl).build();
-        Arc::new(Self { inner, views, read_cache: flags.read_cache, adjacency_cache: flags.adjacency_cache })
+        Arc::new(Self::new(inner, flags, ttl, max_bytes))
     }
 
-    async fn view(&self, user: &UserId) -> Arc<UserView> {
-        self.views.get_with(user.clone(), async { Arc::new(UserView::default()) }).await
+    fn new(inner: Arc<dyn GraphStore>, flags: &Flags, ttl: Duration, max_bytes: u64) -> Self {
+        let entries = moka::future::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|key, entry| u32::try_from(entry_bytes(key, entry)).unwrap_or(u32::MAX))
+            .time_to_live(ttl)
+            .build();
+        let generations = moka::future::Cache::builder().max_capacity(MAX_TRACKED_USERS).time_to_live(ttl).build();
+        Self {
+            inner,
+            entries,
+            generations,
+            next_generation: AtomicU64::new(0),
+            read_cache: flags.read_cache,
+            adjacency_cache: flags.adjacency_cache,
+        }
     }
 
+    async fn generation(&self, user: &UserId) -> Arc<Generation> {
+        self.generations
+            .get_with(user.clone(), async {
+                let number = self.next_generation.fetch_add(1, Ordering::Relaxed);
+                Arc::new(Generation { number, misses: AtomicUsize::new(0) })
+            })
+            .await
+    }
+
+    fn key(user: &UserId, generation: &Generation, slot: Slot) -> EntryKey {
+        EntryKey { user: user.clone(), generation: generation.number, slot }
+    }
+
+    /// Caches `entry` unless it is a miss beyond the user's allowance.
+    async fn remember(&self, key: EntryKey, generation: &Generation, entry: Entry) {
+        if is_miss(&entry) && generation.misses.fetch_add(1, Ordering::Relaxed) >= MAX_CACHED_MISSES_PER_USER {
+            return;
+        }
+        self.entries.insert(key, entry).await;
+    }
+
+    /// Moves the user to a new generation: nothing cached before is read again.
     async fn forget(&self, user: &UserId) {
-        self.views.invalidate(user).await;
+        self.generations.invalidate(user).await;
     }
 
-    /// A per-node read answered from the user's view when it is there, otherwise fetched
-    /// (the future is only polled on a miss) and remembered.
-    async fn read_through<V: Clone>(
+    /// A read answered from the cache when it is there, otherwise fetched (the future is
+    /// only polled on a miss) and remembered under the generation seen before the fetch:
+    /// a write that lands meanwhile leaves the result where nobody reads it.
+    async fn read_through<V>(
         &self,
         user: &UserId,
-        id: NodeId,
+        slot: Slot,
         cache: Cache,
-        slot: fn(&UserView) -> &Mutex<HashMap<NodeId, V>>,
+        unwrap: fn(Entry) -> Option<V>,
+        wrap: fn(V) -> Entry,
         fetch: impl Future<Output = Result<V, StoreError>>,
-    ) -> Result<V, StoreError> {
-        let view = self.view(user).await;
-        let hit = cached(slot(&view), &id);
+    ) -> Result<V, StoreError>
+    where
+        V: Clone,
+    {
+        let generation = self.generation(user).await;
+        let key = Self::key(user, &generation, slot);
+        let hit = self.entries.get(&key).await.and_then(unwrap);
         metric::cache_lookup(cache, hit.is_some());
         if let Some(value) = hit {
             return Ok(value);
         }
         let value = fetch.await?;
-        remember(slot(&view), id, value.clone());
+        self.remember(key, &generation, wrap(value.clone())).await;
         Ok(value)
     }
 
-    /// Runs a write, then drops the user's views (also when the write failed half-way).
+    /// Runs a write, then drops the user's cached reads (also when the write failed half-way).
     async fn writing<T>(&self, user: &UserId, write: impl Future<Output = T>) -> T {
         let result = write.await;
         self.forget(user).await;
         result
     }
+
+    /// Settles moka's pending evictions, then reports the entries held, their estimated
+    /// bytes, and the misses among them.
+    #[cfg(test)]
+    async fn usage(&self) -> (u64, u64, usize) {
+        self.entries.run_pending_tasks().await;
+        let misses = self.entries.iter().filter(|(_, entry)| is_miss(entry)).count();
+        (self.entries.entry_count(), self.entries.weighted_size(), misses)
+    }
+}
+
+fn node_entry(entry: Entry) -> Option<Option<Node>> {
+    if let Entry::Node(node) = entry { Some(node) } else { None }
+}
+
+fn adjacency_entry(entry: Entry) -> Option<Option<Vec<Edge>>> {
+    if let Entry::Adjacency(edges) = entry { Some(edges) } else { None }
+}
+
+fn graph_entry(entry: Entry) -> Option<Graph> {
+    if let Entry::Graph(graph) = entry { Some(graph) } else { None }
 }
 
 #[async_trait]
@@ -112,7 +226,8 @@ impl GraphStore for CachedGraphStore {
         if !self.read_cache {
             return self.inner.get_node(user, id).await;
         }
-        self.read_through(user, id, Cache::Node, |view| &view.nodes, self.inner.get_node(user, id)).await
+        let fetch = self.inner.get_node(user, id);
+        self.read_through(user, Slot::Node(id), Cache::Node, node_entry, Entry::Node, fetch).await
     }
 
     async fn get_node_current(&self, user: &UserId, id: NodeId) -> Result<Option<Node>, StoreError> {
@@ -123,11 +238,11 @@ impl GraphStore for CachedGraphStore {
         if !self.read_cache {
             return self.inner.get_nodes(user, ids).await;
         }
-        let view = self.view(user).await;
+        let generation = self.generation(user).await;
         let mut found = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for id in ids {
-            let hit = cached(&view.nodes, id);
+            let hit = self.entries.get(&Self::key(user, &generation, Slot::Node(*id))).await.and_then(node_entry);
             metric::cache_lookup(Cache::Node, hit.is_some());
             match hit {
                 Some(node) => found.extend(node),
@@ -139,7 +254,8 @@ impl GraphStore for CachedGraphStore {
             let mut by_id: HashMap<NodeId, Node> = fetched.into_iter().map(|node| (node.id, node)).collect();
             for id in missing {
                 let node = by_id.remove(&id);
-                remember(&view.nodes, id, node.clone());
+                let key = Self::key(user, &generation, Slot::Node(id));
+                self.remember(key, &generation, Entry::Node(node.clone())).await;
                 found.extend(node);
             }
         }
@@ -185,21 +301,14 @@ impl GraphStore for CachedGraphStore {
         self.inner.list_nodes(user, limit, after).await
     }
 
-    async fn graph(&self, user: &UserId) -> Result<Graph, StoreError> {
-        if !self.read_cache {
-            return self.inner.graph(user).await;
+    /// The first page is cached (what a client opening its graph reads); later pages are
+    /// read as they are asked for.
+    async fn graph(&self, user: &UserId, limit: usize, after: Option<GraphCursor>) -> Result<Graph, StoreError> {
+        if !self.read_cache || after.is_some() {
+            return self.inner.graph(user, limit, after).await;
         }
-        let view = self.view(user).await;
-        let hit = view.graph.lock().ok().and_then(|graph| graph.clone());
-        metric::cache_lookup(Cache::Graph, hit.is_some());
-        if let Some(graph) = hit {
-            return Ok(graph);
-        }
-        let graph = self.inner.graph(user).await?;
-        if let Ok(mut slot) = view.graph.lock() {
-            *slot = Some(graph.clone());
-        }
-        Ok(graph)
+        let fetch = self.inner.graph(user, limit, None);
+        self.read_through(user, Slot::GraphStart(limit), Cache::Graph, graph_entry, Entry::Graph, fetch).await
     }
 
     async fn insert_edge(&self, edge: &Edge) -> Result<(), StoreError> {
@@ -214,7 +323,8 @@ impl GraphStore for CachedGraphStore {
         if !self.adjacency_cache {
             return self.inner.node_edges(user, id).await;
         }
-        self.read_through(user, id, Cache::Adjacency, |view| &view.adjacency, self.inner.node_edges(user, id)).await
+        let fetch = self.inner.node_edges(user, id);
+        self.read_through(user, Slot::Adjacency(id), Cache::Adjacency, adjacency_entry, Entry::Adjacency, fetch).await
     }
 
     async fn nodes_with_keyword(&self, user: &UserId, keyword: &str, limit: usize) -> Result<Vec<NodeId>, StoreError> {
@@ -242,5 +352,169 @@ impl GraphStore for CachedGraphStore {
 
     async fn check(&self) -> Result<(), StoreError> {
         self.inner.check().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::domain::{KeywordExtractor, NodeDraft};
+
+    /// Nodes in memory; counts the reads that reach it.
+    #[derive(Default)]
+    struct Nodes {
+        nodes: Mutex<HashMap<NodeId, Node>>,
+        reads: AtomicUsize,
+    }
+
+    impl Nodes {
+        fn add(&self, user: &UserId, content: &str) -> Node {
+            let draft = NodeDraft::new(content, &[]).unwrap();
+            let node = Node::create(user.clone(), draft, &KeywordExtractor::new(), Utc::now());
+            self.nodes.lock().unwrap().insert(node.id, node.clone());
+            node
+        }
+
+        fn reads(&self) -> usize {
+            self.reads.load(Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait]
+    impl GraphStore for Nodes {
+        async fn insert_node(&self, node: &Node) -> Result<(), StoreError> {
+            self.nodes.lock().unwrap().insert(node.id, node.clone());
+            Ok(())
+        }
+        async fn insert_nodes(&self, _: &[Node]) -> Result<BatchOutcome, StoreError> {
+            Ok(BatchOutcome::default())
+        }
+        async fn get_node(&self, user: &UserId, id: NodeId) -> Result<Option<Node>, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            Ok(self.nodes.lock().unwrap().get(&id).filter(|node| node.user_id == *user).cloned())
+        }
+        async fn get_nodes(&self, user: &UserId, ids: &[NodeId]) -> Result<Vec<Node>, StoreError> {
+            let mut found = Vec::new();
+            for id in ids {
+                found.extend(self.get_node(user, *id).await?);
+            }
+            Ok(found)
+        }
+        async fn replace_node(&self, _: &Node, _: &Node) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn delete_nodes(&self, _: &UserId, _: &[NodeId], _: DateTime<Utc>) -> Result<DeleteOutcome, StoreError> {
+            Ok(DeleteOutcome::default())
+        }
+        async fn mark_deleted(&self, _: &UserId, _: &[NodeId], _: DateTime<Utc>) -> Result<DeleteOutcome, StoreError> {
+            Ok(DeleteOutcome::default())
+        }
+        async fn deletion_queue(&self, _: DateTime<Utc>, _: usize) -> Result<Vec<DeletedNode>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn purge_deleted(&self, _: &UserId, _: NodeId) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn list_nodes(&self, _: &UserId, _: usize, _: Option<ListCursor>) -> Result<Page<Node>, StoreError> {
+            Ok(Page { items: Vec::new(), next: None })
+        }
+        async fn graph(&self, _: &UserId, _: usize, _: Option<GraphCursor>) -> Result<Graph, StoreError> {
+            Ok(Graph::default())
+        }
+        async fn insert_edge(&self, _: &Edge) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn delete_edge(&self, _: &UserId, _: NodeId, _: NodeId) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn node_edges(&self, _: &UserId, _: NodeId) -> Result<Option<Vec<Edge>>, StoreError> {
+            Ok(None)
+        }
+        async fn nodes_with_keyword(&self, _: &UserId, _: &str, _: usize) -> Result<Vec<NodeId>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn apply_frequency_change(
+            &self,
+            _: &UserId,
+            _: uuid::Uuid,
+            _: &[String],
+            _: &[String],
+            _: i64,
+        ) -> Result<bool, StoreError> {
+            Ok(true)
+        }
+        async fn document_frequencies(&self, _: &UserId, _: &[String]) -> Result<DocumentFrequencies, StoreError> {
+            Ok(DocumentFrequencies::default())
+        }
+        async fn check(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn cache_over(nodes: &Arc<Nodes>, max_bytes: u64) -> CachedGraphStore {
+        CachedGraphStore::new(nodes.clone(), &Flags::OPTIMIZED, Duration::from_secs(600), max_bytes)
+    }
+
+    fn user(name: &str) -> UserId {
+        UserId::parse(name).unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_user_asking_for_random_ids_caches_a_bounded_number_of_misses() {
+        let nodes = Arc::new(Nodes::default());
+        let budget = 256 * 1024;
+        let cache = cache_over(&nodes, budget);
+        let (flooder, bystander) = (user("flooder"), user("bystander"));
+        let kept = nodes.add(&bystander, "a note its owner reads again and again");
+        assert!(cache.get_node(&bystander, kept.id).await.unwrap().is_some());
+
+        for _ in 0..5_000 {
+            assert!(cache.get_node(&flooder, NodeId::generate()).await.unwrap().is_none());
+        }
+        let ids: Vec<NodeId> = (0..1_000).map(|_| NodeId::generate()).collect();
+        assert!(cache.get_nodes(&flooder, &ids).await.unwrap().is_empty());
+
+        let (entries, bytes, misses) = cache.usage().await;
+        assert!(misses <= MAX_CACHED_MISSES_PER_USER, "{misses} misses cached for one user");
+        assert!(bytes <= budget, "{bytes} bytes cached, over the budget of {budget}");
+        assert!(entries <= MAX_CACHED_MISSES_PER_USER as u64 + 1, "{entries} entries");
+        let before = nodes.reads();
+        assert!(cache.get_node(&bystander, kept.id).await.unwrap().is_some());
+        assert_eq!(nodes.reads(), before, "the flood did not push another user's read out");
+    }
+
+    #[tokio::test]
+    async fn large_notes_are_held_up_to_the_byte_budget_not_by_count() {
+        let nodes = Arc::new(Nodes::default());
+        let budget = 512 * 1024;
+        let cache = cache_over(&nodes, budget);
+        let owner = user("writer-of-long-notes");
+        let long = "lighthouse keeper notes ".repeat(400);
+        let ids: Vec<NodeId> = (0..200).map(|_| nodes.add(&owner, &long).id).collect();
+        for id in &ids {
+            assert!(cache.get_node(&owner, *id).await.unwrap().is_some());
+        }
+        let (entries, bytes, _) = cache.usage().await;
+        assert!(bytes <= budget, "{bytes} bytes cached, over the budget of {budget}");
+        assert!(entries < 200, "all {entries} notes of ~10 KB held in a 512 KB budget");
+        assert!(entries > 0, "the cache holds what fits");
+    }
+
+    #[tokio::test]
+    async fn a_write_leaves_earlier_reads_unread() {
+        let nodes = Arc::new(Nodes::default());
+        let cache = cache_over(&nodes, 1024 * 1024);
+        let owner = user("writer");
+        let node = nodes.add(&owner, "first words");
+        cache.get_node(&owner, node.id).await.unwrap();
+        cache.get_node(&owner, node.id).await.unwrap();
+        assert_eq!(nodes.reads(), 1, "the second read is cached");
+        let mut revised = node.clone();
+        revised.content = "second words".into();
+        cache.insert_node(&revised).await.unwrap();
+        assert_eq!(cache.get_node(&owner, node.id).await.unwrap().unwrap().content, "second words");
+        assert_eq!(nodes.reads(), 2);
     }
 }

@@ -27,6 +27,10 @@ pub struct AdapterSettings {
     /// Longest a cached read may lag behind another instance's write, in seconds.
     #[arg(long = "cache-ttl-seconds", env = "BRAIN2_CACHE_TTL_SECONDS", value_name = "SECONDS", value_parser = seconds, default_value = "60")]
     pub cache_ttl: Duration,
+    /// Memory the read caches may hold in all, in MiB (an estimate of the bytes of what they
+    /// hold); the least recently used entries go first beyond it.
+    #[arg(long = "cache-max-mib", env = "BRAIN2_CACHE_MAX_MIB", value_name = "MIB", default_value_t = 64)]
+    pub cache_max_mib: u64,
     #[command(flatten)]
     pub network: NetworkSimulation,
 }

@@ -7,13 +7,20 @@ use thiserror::Error;
 use crate::domain::{
     DomainError, DomainEvent, Edge, EdgeKind, EdgeWeight, KeywordExtractor, Node, NodeDraft, NodeId, UserId,
 };
-use crate::ports::{DeleteOutcome, EventPublisher, Graph, GraphStore, ListCursor, Page, StoreError, WriteFailure};
+use crate::ports::{
+    DeleteOutcome, EventPublisher, Graph, GraphCursor, GraphStore, ListCursor, Page, StoreError, WriteFailure,
+};
 
 /// Most items one bulk request may carry; keeps a request inside the Lambda and
 /// API Gateway time limits.
 pub const MAX_BULK_ITEMS: usize = 100;
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 200;
+/// Nodes of one `/graph-data` page unless asked otherwise, and at most. The store also
+/// ends a page early once it holds about half a megabyte of data, so that a page of large
+/// notes or of a node with very many edges stays far below Lambda's 6 MB response limit.
+pub const DEFAULT_GRAPH_PAGE: usize = 100;
+pub const MAX_GRAPH_PAGE: usize = 500;
 
 #[derive(Debug, Error)]
 pub enum ServiceError {
@@ -33,6 +40,8 @@ pub enum ServiceError {
     BulkSize(usize),
     #[error("limit must be 1 to {MAX_PAGE_SIZE}, got {0}")]
     InvalidLimit(usize),
+    #[error("limit must be 1 to {MAX_GRAPH_PAGE}, got {0}")]
+    InvalidGraphLimit(usize),
     #[error("{0:?} cannot be searched: use one word that is not a stop word, number or very short word")]
     NotAKeyword(String),
     #[error(transparent)]
@@ -81,7 +90,14 @@ pub struct GraphService {
     soft_delete: bool,
 }
 
+/// What a client is told about an item the store did not finish. A store that stopped
+/// retrying because the request's deadline passed reports that it was busy; the client is
+/// told the real reason (retrying is safe either way).
 fn item_failure(failure: &WriteFailure) -> ItemFailure {
+    let failure = match failure {
+        WriteFailure::Throttled if crate::deadline::expired() => &WriteFailure::DeadlineExceeded,
+        other => other,
+    };
     ItemFailure { code: failure.code(), message: failure.to_string() }
 }
 
@@ -170,6 +186,7 @@ impl GraphService {
             Some((_, WriteFailure::Throttled)) => {
                 Err(StoreError::Throttled("the delete did not complete after retries".into()).into())
             }
+            Some((_, WriteFailure::DeadlineExceeded)) => Err(StoreError::DeadlineExceeded.into()),
             Some((_, WriteFailure::Unavailable(reason))) => Err(StoreError::Unavailable(reason).into()),
         }
     }
@@ -248,8 +265,18 @@ impl GraphService {
         Ok(report)
     }
 
-    pub async fn graph(&self, user: &UserId) -> Result<Graph, ServiceError> {
-        Ok(self.store.graph(user).await?)
+    /// A page of the user's graph: `limit` nodes at most (default [`DEFAULT_GRAPH_PAGE`]).
+    pub async fn graph(
+        &self,
+        user: &UserId,
+        limit: Option<usize>,
+        after: Option<GraphCursor>,
+    ) -> Result<Graph, ServiceError> {
+        let limit = limit.unwrap_or(DEFAULT_GRAPH_PAGE);
+        if !(1..=MAX_GRAPH_PAGE).contains(&limit) {
+            return Err(ServiceError::InvalidGraphLimit(limit));
+        }
+        Ok(self.store.graph(user, limit, after).await?)
     }
 
     pub async fn create_edge(

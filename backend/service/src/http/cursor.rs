@@ -17,7 +17,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::domain::{NodeId, UserId};
-use crate::ports::ListCursor;
+use crate::ports::{GraphCursor, ListCursor};
 
 /// What the key is derived from when `BRAIN2_CURSOR_KEY` is unset (see the module's docs).
 const BUILT_IN_KEY_MATERIAL: &str = "brain2 built-in cursor key: cursors are bound to their user, not secret";
@@ -136,6 +136,27 @@ impl CursorKey {
         }
         Ok(ListCursor { created_at_ms, node_id: NodeId::from_bytes(id) })
     }
+
+    /// The cursor of a graph page: the node the next page starts at, and the edge of that
+    /// node it continues after when a page ended among its edges.
+    pub fn seal_graph_page(&self, user: &UserId, cursor: GraphCursor) -> String {
+        let mut position = Vec::with_capacity(32);
+        position.extend_from_slice(cursor.node.as_bytes());
+        if let Some(other) = cursor.edge_to {
+            position.extend_from_slice(other.as_bytes());
+        }
+        self.seal(CursorKind::GraphPage, user, &position)
+    }
+
+    pub fn open_graph_page(&self, user: &UserId, raw: &str) -> Result<GraphCursor, InvalidCursor> {
+        let position = self.open(CursorKind::GraphPage, user, raw)?;
+        let id = |bytes: &[u8]| NodeId::from_bytes(bytes.try_into().expect("16 bytes"));
+        match position.len() {
+            16 => Ok(GraphCursor { node: id(&position), edge_to: None }),
+            32 => Ok(GraphCursor { node: id(&position[..16]), edge_to: Some(id(&position[16..])) }),
+            _ => Err(InvalidCursor),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +165,20 @@ mod tests {
 
     fn user(name: &str) -> UserId {
         UserId::parse(name).unwrap()
+    }
+
+    #[test]
+    fn a_graph_cursor_round_trips_for_its_user_only_and_is_no_listing_cursor() {
+        let key = CursorKey::built_in();
+        let (node, other) = (NodeId::generate(), NodeId::generate());
+        for cursor in [GraphCursor { node, edge_to: None }, GraphCursor { node, edge_to: Some(other) }] {
+            let sealed = key.seal_graph_page(&user("alice"), cursor);
+            assert_eq!(key.open_graph_page(&user("alice"), &sealed), Ok(cursor));
+            assert_eq!(key.open_graph_page(&user("bob"), &sealed), Err(InvalidCursor));
+            assert_eq!(key.open_listing(&user("alice"), &sealed), Err(InvalidCursor));
+        }
+        let listing = key.seal_listing(&user("alice"), ListCursor { created_at_ms: 1, node_id: node });
+        assert_eq!(key.open_graph_page(&user("alice"), &listing), Err(InvalidCursor));
     }
 
     #[test]

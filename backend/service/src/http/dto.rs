@@ -12,7 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::cursor::{CursorKey, MAX_CURSOR_CHARS};
 use super::extract::{Object, RequestBody};
 use crate::app::health::HealthReport;
-use crate::app::service::{BulkCreateReport, BulkDeleteReport, MAX_BULK_ITEMS, MAX_PAGE_SIZE, Neighbor, NodeInput};
+use crate::app::service::{
+    BulkCreateReport, BulkDeleteReport, DEFAULT_GRAPH_PAGE, MAX_BULK_ITEMS, MAX_GRAPH_PAGE, MAX_PAGE_SIZE, Neighbor,
+    NodeInput,
+};
 use crate::domain::keywords::MAX_TERM_CHARS;
 use crate::domain::node::{MAX_CONTENT_CHARS, MAX_TAG_CHARS, MAX_TAGS};
 use crate::domain::{Edge, Node, NodeId, UserId};
@@ -80,6 +83,17 @@ fn limit_schema() -> impl Into<RefOr<Schema>> {
         .maximum(Some(MAX_PAGE_SIZE as u32))
         .default(Some(crate::app::service::DEFAULT_PAGE_SIZE.into()))
         .description(Some(format!("Items per page, 1 to {MAX_PAGE_SIZE}.")))
+}
+
+fn graph_limit_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(MAX_GRAPH_PAGE as u32))
+        .default(Some(DEFAULT_GRAPH_PAGE.into()))
+        .description(Some(format!(
+            "Nodes per page, 1 to {MAX_GRAPH_PAGE}; a page also ends early once it holds about 512 KB."
+        )))
 }
 
 fn cursor_schema() -> impl Into<RefOr<Schema>> {
@@ -275,18 +289,32 @@ impl NodePage {
     }
 }
 
-/// The caller's whole graph.
+/// Unknown query parameters are ignored.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GraphQuery {
+    #[param(schema_with = graph_limit_schema)]
+    pub limit: Option<usize>,
+    #[param(schema_with = cursor_schema)]
+    pub cursor: Option<String>,
+}
+
+/// One page of the graph: its nodes, the edges that start from them, and where the next
+/// page starts (`null` on the last). All pages together hold every node and every edge once.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct GraphDto {
     pub nodes: Vec<NodeDto>,
     pub edges: Vec<EdgeDto>,
+    pub next_cursor: Option<String>,
 }
 
-impl From<&Graph> for GraphDto {
-    fn from(graph: &Graph) -> Self {
+impl GraphDto {
+    pub fn new(graph: &Graph, cursors: &CursorKey, user: &UserId) -> Self {
         Self {
             nodes: graph.nodes.iter().map(NodeDto::from).collect(),
             edges: graph.edges.iter().map(EdgeDto::from).collect(),
+            next_cursor: graph.next.map(|next| cursors.seal_graph_page(user, next)),
         }
     }
 }
@@ -337,7 +365,8 @@ pub struct SearchDto {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IndexFailureDto {
     pub index: usize,
-    /// A validation code (`content-too-long`...) or `write-failed`.
+    /// A validation code (`content-too-long`...), or why the write did not happen:
+    /// `throttled`, `deadline-exceeded` or `unavailable` (retrying the note is safe).
     pub code: String,
     pub message: String,
 }
@@ -370,7 +399,8 @@ impl From<&BulkCreateReport> for BulkCreateDto {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IdFailureDto {
     pub id: String,
-    /// `invalid-node-id`, `duplicate-id`, `not-found` or `write-failed`.
+    /// `invalid-node-id`, `duplicate-id`, `not-found`, `concurrent-write`, `throttled`,
+    /// `deadline-exceeded` or `unavailable`.
     pub code: String,
     pub message: String,
 }

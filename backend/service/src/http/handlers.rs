@@ -164,7 +164,9 @@ pub async fn update_node(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The caller has no such note", body = Problem,
+        (status = 404, description = "The caller has no such note (of two concurrent deletes, one gets 204 and \
+                                       the other 404)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Other writes kept changing the note (`concurrent-write`); retry", body = Problem,
             content_type = "application/problem+json"),
     )
 )]
@@ -263,13 +265,31 @@ pub async fn bulk_delete(
     path = "/graph-data",
     operation_id = "getGraph",
     tag = "graph",
-    summary = "The caller's notes and edges",
+    summary = "The caller's notes and edges, a page at a time",
+    params(GraphQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "The graph", body = GraphDto))
+    responses(
+        (status = 200, description = "A page of the graph", body = GraphDto),
+        (status = 400, description = "`limit` out of range, or a cursor that was not returned to this user \
+                                       (`invalid-cursor`)", body = Problem, content_type = "application/problem+json"),
+    )
 )]
-pub async fn graph_data(State(state): State<AppState>, AuthUser(user): AuthUser) -> ApiResult<Json<GraphDto>> {
-    let graph = state.service.graph(&user).await?;
-    Ok(Json(GraphDto::from(&graph)))
+pub async fn graph_data(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiQuery(query): ApiQuery<GraphQuery>,
+) -> ApiResult<Json<GraphDto>> {
+    let after = match query.cursor.as_deref() {
+        Some(raw) => Some(
+            state
+                .cursors
+                .open_graph_page(&user, raw)
+                .map_err(|error| ApiError::bad_request("invalid-cursor", error.to_string()).field("cursor"))?,
+        ),
+        None => None,
+    };
+    let graph = state.service.graph(&user, query.limit, after).await?;
+    Ok(Json(GraphDto::new(&graph, &state.cursors, &user)))
 }
 
 #[utoipa::path(

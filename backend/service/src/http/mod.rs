@@ -5,6 +5,7 @@ pub mod cursor;
 pub mod dto;
 pub mod extract;
 pub mod handlers;
+pub mod limits;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub flags: Flags,
     pub expose_costs: bool,
     pub request_scope: Option<Arc<dyn RequestScope>>,
+    /// The rate limit and the deadline of every request.
+    pub overload: Arc<limits::Overload>,
 }
 
 /// The operations under `/api/v1`, each with its OpenAPI description (`routes!` takes both
@@ -73,6 +76,10 @@ pub fn router(state: AppState) -> Router {
         // any other extractor by the largest of them.
         .layer(DefaultBodyLimit::max(dto::MAX_BULK_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::request_scope))
+        // Outside the request scope, so building per-request clients counts against the
+        // deadline too; the rate limit runs first, before any work is spent on a request.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::enforce_deadline))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::trace_request))
         .with_state(state);
     if compression {

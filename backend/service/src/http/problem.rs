@@ -78,6 +78,15 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
+    /// The request ran out of time; the client may try again shortly.
+    pub fn deadline_exceeded() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "deadline-exceeded",
+            "the request could not finish in time; retry shortly",
+        )
+    }
+
     pub fn problem(&self) -> Problem {
         Problem {
             kind: format!("https://brain2.dev/problems/{}", self.code),
@@ -154,13 +163,16 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::ConcurrentWrite(_) => Self::new(StatusCode::CONFLICT, "concurrent-write", detail),
             ServiceError::BulkSize(_) => Self::new(StatusCode::BAD_REQUEST, "bulk-size", detail),
-            ServiceError::InvalidLimit(_) => Self::new(StatusCode::BAD_REQUEST, "invalid-limit", detail).field("limit"),
+            ServiceError::InvalidLimit(_) | ServiceError::InvalidGraphLimit(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid-limit", detail).field("limit")
+            }
             ServiceError::NotAKeyword(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid-keyword", detail).field("keyword")
             }
             ServiceError::Store(StoreError::Throttled(_)) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "throttled", "the service is busy; retry shortly")
             }
+            ServiceError::Store(StoreError::DeadlineExceeded) => Self::deadline_exceeded(),
             // Internal details go to the log, not to the client.
             ServiceError::Store(store) => {
                 tracing::error!(error = %store, "store failure");

@@ -1,13 +1,24 @@
 //! Settings of the HTTP layer: who callers are, what the API announces about its version,
 //! and whether responses carry their AWS costs.
 
+use std::num::NonZeroU32;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use clap::{ArgAction, Args, ValueEnum};
 
 use super::auth::{Authenticator, DEVELOPMENT_SECRET, TokenPolicy};
 use super::cursor::CursorKey;
+use super::limits::{DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND, Overload, RateLimit};
 use super::middleware::VersionPolicy;
 use crate::config::{rfc3339, switch};
+
+/// A deadline of at least one millisecond.
+fn deadline(raw: &str) -> Result<Duration, String> {
+    crate::config::milliseconds(raw).and_then(|value| {
+        if value.is_zero() { Err("a request deadline must be at least 1 ms".to_owned()) } else { Ok(value) }
+    })
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthMode {
@@ -50,6 +61,18 @@ pub struct HttpSettings {
     /// Put each request's AWS costs in `x-brain2-aws-*` response headers.
     #[arg(long, env = "BRAIN2_EXPOSE_COSTS", value_name = "on|off", value_parser = switch, default_value = "off", action = ArgAction::Set)]
     pub expose_costs: bool,
+    /// How long one request may take in all, retries included, in milliseconds; then it
+    /// answers 503 with `Retry-After`. Keep it under the function timeout (and API
+    /// Gateway's 29 s) in Lambda.
+    #[arg(long = "request-deadline-ms", env = "BRAIN2_REQUEST_DEADLINE_MS", value_name = "MS", value_parser = deadline, default_value = "20000")]
+    pub request_deadline: Duration,
+    /// Requests per second each user may make on average (per instance); 0 turns the
+    /// rate limit off. Beyond it, 429 with `Retry-After`.
+    #[arg(long, env = "BRAIN2_RATE_LIMIT_PER_SECOND", value_name = "N", default_value_t = DEFAULT_RATE_LIMIT_PER_SECOND)]
+    pub rate_limit_per_second: u32,
+    /// Requests each user may make at once, on top of the average rate.
+    #[arg(long, env = "BRAIN2_RATE_LIMIT_BURST", value_name = "N", default_value_t = DEFAULT_RATE_LIMIT_BURST)]
+    pub rate_limit_burst: u32,
 }
 
 impl HttpSettings {
@@ -82,6 +105,18 @@ impl HttpSettings {
             Some(secret) if !secret.is_empty() => CursorKey::from_secret(secret.as_bytes()),
             _ => CursorKey::built_in(),
         }
+    }
+
+    /// The per-user rate limit, or `None` when it is off.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        let per_second = NonZeroU32::new(self.rate_limit_per_second)?;
+        // A burst below the rate would refuse requests the rate allows.
+        let burst = NonZeroU32::new(self.rate_limit_burst.max(self.rate_limit_per_second))?;
+        Some(RateLimit { per_second, burst })
+    }
+
+    pub fn overload(&self) -> Overload {
+        Overload::new(self.request_deadline, self.rate_limit())
     }
 
     pub fn version_policy(&self) -> VersionPolicy {

@@ -18,6 +18,7 @@ use crate::costs;
 use crate::telemetry::metric;
 
 pub mod accounting;
+pub mod deadline;
 pub mod network;
 pub mod retry;
 
@@ -64,8 +65,9 @@ async fn sdk_config(source: SdkSource, http: SharedHttpClient) -> SdkConfig {
         .http_client(http)
         .timeout_config(timeouts())
         // Adaptive retry adds client-side rate limiting on throttling, which is what
-        // keeps a burst of bulk writes from turning into a storm of retries.
-        .retry_config(RetryConfig::adaptive().with_max_attempts(3));
+        // keeps a burst of bulk writes from turning into a storm of retries. Backoffs are
+        // capped so that the request deadline can tell whether a retry still fits.
+        .retry_config(RetryConfig::adaptive().with_max_attempts(3).with_max_backoff(deadline::SDK_MAX_BACKOFF));
     match source {
         // The loader's own region chain (environment, profile, instance metadata) uses the
         // HTTP client given above; a region chain built apart would have none.
@@ -193,7 +195,7 @@ fn simulated_fault_retries() -> RetryConfig {
 }
 
 macro_rules! service_config {
-    ($sdk_crate:ident, $sdk:expr, $endpoint:expr, $simulated:expr, $partition:expr) => {{
+    ($sdk_crate:ident, $sdk:expr, $endpoint:expr, $http:expr, $partition:expr) => {{
         let mut builder = $sdk_crate::config::Builder::from($sdk).interceptor(CostInterceptor);
         if let Some(partition) = $partition {
             builder = builder.retry_partition(partition.clone()).retry_config(simulated_fault_retries());
@@ -203,7 +205,7 @@ macro_rules! service_config {
         if let Some(url) = $endpoint {
             builder.set_endpoint_url(Some(url.clone()));
         }
-        if let Some(http) = $simulated {
+        if let Some(http) = $http {
             builder.set_http_client(Some(http.clone()));
         }
         $sdk_crate::Client::from_conf(builder.build())
@@ -218,8 +220,16 @@ impl AwsClients {
         // must only slow down the clients that see them.
         let partition =
             faults.then(|| RetryPartition::new(format!("brain2-simulated-{}", uuid::Uuid::new_v4().simple())));
+        // Only store calls answer to the request deadline: an event's last resort is the
+        // dead-letter queue, which must stay reachable whatever time is left.
+        let store_http = simulated.cloned().or_else(|| sdk.http_client()).map(deadline::bounded);
+        let dynamodb = {
+            let client = service_config!(aws_sdk_dynamodb, sdk, &endpoints.dynamodb, &store_http, &partition);
+            let config = client.config().to_builder().retry_classifier(deadline::StopAtDeadline);
+            aws_sdk_dynamodb::Client::from_conf(config.build())
+        };
         Self {
-            dynamodb: service_config!(aws_sdk_dynamodb, sdk, &endpoints.dynamodb, simulated, &partition),
+            dynamodb,
             eventbridge: service_config!(aws_sdk_eventbridge, sdk, &endpoints.eventbridge, simulated, &partition),
             sqs: {
                 let (sdk, endpoint, simulated) = (sdk.clone(), endpoints.sqs.clone(), simulated.cloned());
@@ -239,6 +249,18 @@ tokio::task_local! {
 /// Runs `work` with clients of its own instead of the process-wide ones.
 pub async fn with_request_clients<F: Future>(clients: AwsClients, work: F) -> F::Output {
     REQUEST_CLIENTS.scope(clients, work).await
+}
+
+/// `work` with the current request's own clients (if it has any) wherever it runs, such as
+/// on a task spawned for the request.
+pub fn carried_request_clients<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    let clients = REQUEST_CLIENTS.try_with(Clone::clone).ok();
+    async move {
+        match clients {
+            Some(clients) => REQUEST_CLIENTS.scope(clients, work).await,
+            None => work.await,
+        }
+    }
 }
 
 /// The DynamoDB client to use now: the request's own, or else the shared one.

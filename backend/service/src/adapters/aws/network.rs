@@ -3,6 +3,7 @@
 //! DynamoDB from Lambda takes several) and seeded, reproducible faults injected at the
 //! HTTP layer, where the SDK and the store must cope with them exactly as with real ones.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,6 +60,46 @@ impl FaultPlan {
     }
 }
 
+/// How many faults a simulation has injected so far; shared by every clone of its settings,
+/// so that a test can report what its run went through.
+#[derive(Debug, Clone, Default)]
+pub struct InjectedFaults(Arc<FaultCounts>);
+
+#[derive(Debug, Default)]
+struct FaultCounts {
+    throttled: AtomicU64,
+    withheld_items: AtomicU64,
+    failed_entries: AtomicU64,
+}
+
+impl InjectedFaults {
+    /// Calls answered with a throttling error.
+    pub fn throttled(&self) -> u64 {
+        self.0.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Batch items returned unprocessed (or keys unread).
+    pub fn withheld_items(&self) -> u64 {
+        self.0.withheld_items.load(Ordering::Relaxed)
+    }
+
+    /// PutEvents entries failed.
+    pub fn failed_entries(&self) -> u64 {
+        self.0.failed_entries.load(Ordering::Relaxed)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.throttled() + self.withheld_items() + self.failed_entries()
+    }
+}
+
+/// Counters are not part of what a simulation is.
+impl PartialEq for InjectedFaults {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 /// Settings of the simulated network; all off by default, and refused in Lambda.
 #[derive(Debug, Clone, Default, PartialEq, clap::Args)]
 pub struct NetworkSimulation {
@@ -71,6 +112,9 @@ pub struct NetworkSimulation {
     /// Injected faults, e.g. `throttle=0.1,unprocessed=0.3,putevents_fail=0.2,seed=7` (testing only).
     #[arg(long, env = "BRAIN2_FAULTS", value_name = "SPEC", value_parser = FaultPlan::parse)]
     pub faults: Option<FaultPlan>,
+    /// What the simulation has injected so far.
+    #[arg(skip)]
+    pub injected: InjectedFaults,
 }
 
 impl NetworkSimulation {
@@ -145,7 +189,10 @@ impl HttpConnector for SimulatedConnector {
             let target = request.headers().get("x-amz-target").unwrap_or_default().to_owned();
             let Some((service, operation)) = target.split_once('.') else { return inner.call(request).await };
             match (service, operation) {
-                ("DynamoDB_20120810", _) if state.chance(faults.throttle) => Ok(throttled()),
+                ("DynamoDB_20120810", _) if state.chance(faults.throttle) => {
+                    state.simulation.injected.0.throttled.fetch_add(1, Ordering::Relaxed);
+                    Ok(throttled())
+                }
                 ("DynamoDB_20120810", "BatchWriteItem" | "BatchGetItem") if state.chance(faults.unprocessed) => {
                     withhold_batch_items(&state, &inner, request, operation == "BatchWriteItem").await
                 }
@@ -216,6 +263,8 @@ async fn withhold_batch_items(
             let items = if is_write { Some(entry) } else { entry.get_mut("Keys") };
             let Some(Value::Array(items)) = items else { continue };
             let picks = state.pick_withheld(items.len());
+            let withheld = picks.iter().filter(|withhold| **withhold).count() as u64;
+            state.simulation.injected.0.withheld_items.fetch_add(withheld, Ordering::Relaxed);
             let (withheld, kept): (Vec<_>, Vec<_>) =
                 std::mem::take(items).into_iter().zip(picks).partition(|(_, withhold)| *withhold);
             *items = kept.into_iter().map(|(item, _)| item).collect();
@@ -276,6 +325,8 @@ async fn fail_event_entries(
     let mut body = request_json(&request)?;
     let entries = body["Entries"].as_array().cloned().unwrap_or_default();
     let failing: Vec<bool> = entries.iter().map(|_| state.chance(probability)).collect();
+    let failures = failing.iter().filter(|fail| **fail).count() as u64;
+    state.simulation.injected.0.failed_entries.fetch_add(failures, Ordering::Relaxed);
     if !failing.contains(&true) {
         return inner.call(request).await;
     }

@@ -3,10 +3,15 @@
 //! The SDK's own retries give up when its retry quota drains under sustained throttling;
 //! these keep going a little longer, with exponential backoff and random jitter (`backon`,
 //! seeded from the operating system) so that concurrent callers do not retry in step.
+//! Store retries also stop when the request's deadline ([`crate::deadline`]) leaves no
+//! time for another attempt; event retries do not, as their last resort is the
+//! dead-letter queue, never a drop.
 
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+
+use crate::deadline;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -14,16 +19,26 @@ pub struct RetryPolicy {
     pub attempts: usize,
     pub first_delay: Duration,
     pub max_delay: Duration,
+    /// Whether retries stop at the deadline of the request being served.
+    pub within_deadline: bool,
 }
 
 /// DynamoDB: enough to ride out a short throttling burst while keeping a request well
 /// inside an API Gateway timeout.
-pub const STORE_RETRY: RetryPolicy =
-    RetryPolicy { attempts: 6, first_delay: Duration::from_millis(25), max_delay: Duration::from_millis(800) };
+pub const STORE_RETRY: RetryPolicy = RetryPolicy {
+    attempts: 6,
+    first_delay: Duration::from_millis(25),
+    max_delay: Duration::from_millis(800),
+    within_deadline: true,
+};
 
 /// EventBridge entries, retried alone before they go to the dead-letter queue.
-pub const EVENT_RETRY: RetryPolicy =
-    RetryPolicy { attempts: 4, first_delay: Duration::from_millis(50), max_delay: Duration::from_millis(400) };
+pub const EVENT_RETRY: RetryPolicy = RetryPolicy {
+    attempts: 4,
+    first_delay: Duration::from_millis(50),
+    max_delay: Duration::from_millis(400),
+    within_deadline: false,
+};
 
 impl RetryPolicy {
     fn backoff(&self) -> ExponentialBuilder {
@@ -34,9 +49,11 @@ impl RetryPolicy {
             .with_jitter()
     }
 
-    /// The waits before each retry: one fewer than the attempts.
-    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
-        self.backoff().build()
+    /// The waits before each retry: one fewer than the attempts, and (`within_deadline`)
+    /// none once a wait would leave the request no time for the attempt after it.
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + Sync + Unpin + use<> {
+        let within_deadline = self.within_deadline;
+        self.backoff().build().take_while(move |delay| !within_deadline || deadline::allows(*delay))
     }
 
     /// Calls until it succeeds, fails with an error `retryable` refuses, or the attempts
@@ -45,7 +62,7 @@ impl RetryPolicy {
     where
         Fut: Future<Output = Result<T, E>>,
     {
-        call.retry(self.backoff()).when(retryable).await
+        call.retry(self.delays()).when(retryable).await
     }
 }
 
@@ -55,8 +72,12 @@ mod tests {
 
     use super::*;
 
-    const FAST: RetryPolicy =
-        RetryPolicy { attempts: 4, first_delay: Duration::from_millis(1), max_delay: Duration::from_millis(4) };
+    const FAST: RetryPolicy = RetryPolicy {
+        attempts: 4,
+        first_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(4),
+        within_deadline: true,
+    };
 
     #[test]
     fn delays_are_one_fewer_than_attempts_and_bounded() {
@@ -91,5 +112,16 @@ mod tests {
         assert_eq!(attempts(busy_twice, |_| true).await, (Ok(3), 3));
         assert_eq!(attempts(|_| Err("malformed"), |error| *error == "busy").await, (Err("malformed"), 1));
         assert_eq!(attempts(|_| Err("busy"), |_| true).await, (Err("busy"), FAST.attempts));
+    }
+
+    #[tokio::test]
+    async fn store_retries_stop_at_the_deadline_and_event_retries_do_not() {
+        let spent = tokio::time::Instant::now();
+        let (store, events) =
+            deadline::scope(spent, async { (STORE_RETRY.delays().count(), EVENT_RETRY.delays().count()) }).await;
+        assert_eq!(store, 0, "a spent deadline leaves no time for a store retry");
+        assert_eq!(events, EVENT_RETRY.attempts - 1, "events are retried, then dead-lettered");
+        let (result, calls) = deadline::scope(spent, attempts(|_| Err("busy"), |_| true)).await;
+        assert_eq!((result, calls), (Err("busy"), 1), "one attempt, no retry after the deadline");
     }
 }

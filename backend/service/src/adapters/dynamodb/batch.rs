@@ -1,6 +1,7 @@
 //! BatchWriteItem and BatchGetItem with the limits DynamoDB enforces (25 writes, 100 keys),
 //! bounded concurrency, and retries of unprocessed items with jittered exponential backoff
-//! ([`STORE_RETRY`]).
+//! ([`STORE_RETRY`]). Nothing is attempted, and no retry started, once the request's
+//! deadline ([`crate::deadline`]) has passed: what is left is reported as failed.
 
 use std::collections::HashMap;
 
@@ -11,6 +12,7 @@ use futures::stream::{self, StreamExt};
 use super::items::{Item, primary_key_of};
 use super::sdk_error;
 use crate::adapters::aws::retry::STORE_RETRY;
+use crate::deadline;
 use crate::ports::{StoreError, WriteFailure};
 
 /// Every call asks for its consumed capacity: the per-request cost accounting sums it.
@@ -118,7 +120,9 @@ async fn write_one_by_one<T: Clone + Send + Sync>(
 ) -> Result<Vec<(T, WriteFailure)>, StoreError> {
     let outcomes: Vec<Option<(T, WriteFailure)>> = stream::iter(writes)
         .map(|write| async move {
-            let result = if let Some(put) = write.request.put_request {
+            let result = if deadline::expired() {
+                Err(StoreError::DeadlineExceeded)
+            } else if let Some(put) = write.request.put_request {
                 client
                     .put_item()
                     .table_name(table)
@@ -180,7 +184,7 @@ async fn write_chunk<T: Clone>(
     let mut delays = STORE_RETRY.delays();
     // Unprocessed items and throttling both mean "busy" when retries run out.
     let mut failure = WriteFailure::Throttled;
-    loop {
+    while !deadline::expired() {
         let response = client
             .batch_write_item()
             .request_items(table, pending.clone())
@@ -206,6 +210,9 @@ async fn write_chunk<T: Clone>(
         let Some(delay) = delays.next() else { break };
         tokio::time::sleep(delay).await;
     }
+    if failure == WriteFailure::Throttled && deadline::expired() {
+        failure = WriteFailure::DeadlineExceeded;
+    }
     tracing::warn!(items = pending.len(), "batch write items left unprocessed after retries");
     Ok(pending
         .iter()
@@ -222,9 +229,30 @@ pub async fn get_all(
     keys: Vec<Item>,
     policy: BatchPolicy,
 ) -> Result<Vec<Item>, StoreError> {
+    get_all_with(client, table, keys, policy, None).await
+}
+
+/// [`get_all`], reading only the attributes of `projection` (plain names, no reserved words).
+pub async fn get_all_projected(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    policy: BatchPolicy,
+    projection: &str,
+) -> Result<Vec<Item>, StoreError> {
+    get_all_with(client, table, keys, policy, Some(projection)).await
+}
+
+async fn get_all_with(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    policy: BatchPolicy,
+    projection: Option<&str>,
+) -> Result<Vec<Item>, StoreError> {
     let results: Vec<Result<Vec<Item>, StoreError>> = if policy.batch_reads {
         stream::iter(chunked(keys, MAX_BATCH_GET))
-            .map(|chunk| get_chunk(client, table, chunk))
+            .map(|chunk| get_chunk(client, table, chunk, projection))
             .buffer_unordered(policy.concurrency)
             .collect()
             .await
@@ -237,6 +265,7 @@ pub async fn get_all(
                         .get_item()
                         .table_name(table)
                         .set_key(Some(key.clone()))
+                        .set_projection_expression(projection.map(str::to_owned))
                         .consistent_read(true)
                         .return_consumed_capacity(TOTAL)
                         .send()
@@ -255,15 +284,25 @@ pub async fn get_all(
     Ok(items)
 }
 
-async fn get_chunk(client: &Client, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+async fn get_chunk(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    projection: Option<&str>,
+) -> Result<Vec<Item>, StoreError> {
     let mut items = Vec::with_capacity(keys.len());
     let mut pending = KeysAndAttributes::builder()
         .set_keys(Some(keys))
+        .set_projection_expression(projection.map(str::to_owned))
         .consistent_read(true)
         .build()
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let mut delays = STORE_RETRY.delays();
+    let mut retries = 0;
     loop {
+        if deadline::expired() {
+            return Err(StoreError::DeadlineExceeded);
+        }
         let response = client
             .batch_get_item()
             .request_items(table, pending.clone())
@@ -285,8 +324,14 @@ async fn get_chunk(client: &Client, table: &str, keys: Vec<Item>) -> Result<Vec<
             Err(other) => return Err(other),
         }
         let Some(delay) = delays.next() else {
-            return Err(StoreError::Throttled("batch get keys left unprocessed after retries".into()));
+            // Retries end early only when the deadline leaves no time for another.
+            return Err(if retries + 1 < STORE_RETRY.attempts {
+                StoreError::DeadlineExceeded
+            } else {
+                StoreError::Throttled("batch get keys left unprocessed after retries".into())
+            });
         };
+        retries += 1;
         tokio::time::sleep(delay).await;
     }
 }

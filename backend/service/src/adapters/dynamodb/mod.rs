@@ -2,6 +2,7 @@
 
 mod batch;
 mod delete;
+mod graph;
 pub mod items;
 pub mod keys;
 pub mod schema;
@@ -30,16 +31,16 @@ use crate::domain::similarity::DocumentFrequencies;
 use crate::domain::{Edge, Node, NodeId, UserId};
 use crate::flags::Flags;
 use crate::ports::{
-    BatchOutcome, DeleteOutcome, DeletedNode, Graph, GraphStore, ListCursor, Page, StoreError, WriteFailure,
+    BatchOutcome, DeleteOutcome, DeletedNode, Graph, GraphCursor, GraphStore, ListCursor, Page, StoreError,
+    WriteFailure,
 };
 
 /// How long an applied-event marker is kept: far longer than any queue redelivers.
 const APPLIED_MARKER_TTL_SECONDS: i64 = 7 * 24 * 3600;
+/// Rounds of deleting the postings of nodes a bulk create could not write.
+const POSTING_REMOVAL_ROUNDS: usize = 3;
 /// A node that exists and is not soft-deleted.
 const LIVE_NODE: &str = "attribute_exists(#pk) AND attribute_not_exists(deletedAt)";
-/// Attributes the graph view needs from node and edge items (`projections` on).
-const GRAPH_ATTRIBUTES: &str = "SK, entity, nodeId, userId, content, keywords, displayKeywords, tags, createdAt, \
-                                updatedAt, version, deletedAt, sourceId, targetId, weight, kind";
 
 /// Error codes DynamoDB uses when it sheds load; worth retrying later.
 const THROTTLING_CODES: [&str; 4] = [
@@ -59,6 +60,12 @@ where
         SdkError::TimeoutError(_) => true,
         _ => false,
     };
+    // Once the request's deadline has passed, a call that timed out, could not be sent or
+    // was shed failed for want of time, and is not retried.
+    let cut_short = transient || matches!(error, SdkError::DispatchFailure(_));
+    if cut_short && crate::deadline::expired() {
+        return StoreError::DeadlineExceeded;
+    }
     let message = DisplayErrorContext(&error).to_string();
     if transient { StoreError::Throttled(message) } else { StoreError::Unavailable(message) }
 }
@@ -205,20 +212,52 @@ impl DynamoGraphStore {
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
     }
 
-    /// One Put per keyword posting of `node`, tagged with the node.
+    /// One write request per keyword posting of `node`, tagged with the node.
+    fn posting_requests(
+        node: &Node,
+        request: impl Fn(&str) -> Result<WriteRequest, StoreError>,
+    ) -> Result<Vec<TaggedWrite<NodeId>>, StoreError> {
+        node.keywords.iter().map(|keyword| Ok(TaggedWrite { tag: node.id, request: request(keyword)? })).collect()
+    }
+
+    /// One Put per keyword posting of `node`.
     fn posting_writes(node: &Node) -> Result<Vec<TaggedWrite<NodeId>>, StoreError> {
-        node.keywords
-            .iter()
-            .map(|keyword| {
-                let request = put_request(items::posting_to_item(&node.user_id, node.id, keyword))?;
-                Ok(TaggedWrite { tag: node.id, request })
-            })
-            .collect()
+        Self::posting_requests(node, |keyword| put_request(items::posting_to_item(&node.user_id, node.id, keyword)))
     }
 
     /// Writes `writes`, then reports which owners failed, and why.
     async fn write_phase(&self, writes: Vec<TaggedWrite<NodeId>>) -> Result<HashMap<NodeId, WriteFailure>, StoreError> {
         Ok(batch::write_all(&self.client(), &self.table, writes, self.batch_policy()).await?.into_iter().collect())
+    }
+
+    /// Deletes the postings of the nodes of a bulk create that failed (some were written
+    /// before their node failed): a retry of such a node writes new ones under a new id.
+    /// A few rounds, each with the store's retries, while the deadline allows; what is
+    /// still left then is logged (searches skip postings whose node does not exist).
+    async fn remove_postings_of_failed(
+        &self,
+        nodes: &[Node],
+        failed: &HashMap<NodeId, WriteFailure>,
+    ) -> Result<(), StoreError> {
+        let mut left: Vec<&Node> = nodes.iter().filter(|node| failed.contains_key(&node.id)).collect();
+        for _ in 0..POSTING_REMOVAL_ROUNDS {
+            if left.is_empty() || crate::deadline::expired() {
+                break;
+            }
+            let mut deletes = Vec::new();
+            for node in &left {
+                deletes.extend(Self::posting_requests(node, |keyword| {
+                    delete_request(items::posting_key(&node.user_id, node.id, keyword))
+                })?);
+            }
+            let still = self.write_phase(deletes).await?;
+            left.retain(|node| still.contains_key(&node.id));
+        }
+        if !left.is_empty() {
+            let ids: Vec<NodeId> = left.iter().map(|node| node.id).collect();
+            tracing::warn!(nodes = ?ids, "postings of nodes that failed to be created were left behind");
+        }
+        Ok(())
     }
 
     /// Keys of both directions of every edge of `node`.
@@ -243,31 +282,6 @@ impl DynamoGraphStore {
             edge_keys.push(items::edge_key(user, other, node));
         }
         Ok(edge_keys)
-    }
-
-    /// Every item of the user's partition: one paginated Query, or (flag off) the old
-    /// filtered Scan of the whole table, which reads every user's items to return one's.
-    async fn partition_items(&self, user: &UserId) -> Result<Vec<Item>, StoreError> {
-        let partition = keys::user_partition(user);
-        if self.flags.query_not_scan {
-            let mut query = self.query_partition(partition);
-            if self.flags.projections {
-                query = query.projection_expression(GRAPH_ATTRIBUTES);
-            }
-            return self.query_all(query).await;
-        }
-        let mut scan = self
-            .client()
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("#pk = :pk")
-            .expression_attribute_names("#pk", &SCHEMA.partition_key)
-            .expression_attribute_values(":pk", string(partition))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        if self.flags.projections {
-            scan = scan.projection_expression(GRAPH_ATTRIBUTES);
-        }
-        scan.into_paginator().items().send().try_collect().await.map_err(sdk_error)
     }
 
     /// The raw node item, soft-deleted or not.
@@ -322,6 +336,7 @@ impl GraphStore for DynamoGraphStore {
             .map(|node| Ok(TaggedWrite { tag: node.id, request: put_request(items::node_to_item(node))? }))
             .collect::<Result<Vec<_>, StoreError>>()?;
         failed.extend(self.write_phase(node_writes).await?);
+        self.remove_postings_of_failed(nodes, &failed).await?;
         Ok(outcome(nodes.iter().map(|n| n.id), &failed))
     }
 
@@ -468,29 +483,8 @@ impl GraphStore for DynamoGraphStore {
         Ok(Page { items: nodes, next })
     }
 
-    async fn graph(&self, user: &UserId) -> Result<Graph, StoreError> {
-        let mut graph = Graph::default();
-        let mut deleted = HashSet::new();
-        let mut edges = Vec::new();
-        for item in self.partition_items(user).await? {
-            match entity_of(&item) {
-                Some(items::ENTITY_NODE) if items::is_deleted(&item) => {
-                    deleted.insert(items::node_from_item(item)?.id);
-                }
-                Some(items::ENTITY_NODE) => graph.nodes.push(items::node_from_item(item)?),
-                Some(items::ENTITY_EDGE) => {
-                    let (edge, stored_under_source) = items::edge_from_item(user, item)?;
-                    if stored_under_source {
-                        edges.push(edge);
-                    }
-                }
-                _ => {}
-            }
-        }
-        // Edges of soft-deleted nodes linger until cleanup; they are not part of the graph.
-        graph.edges =
-            edges.into_iter().filter(|e| !deleted.contains(&e.source) && !deleted.contains(&e.target)).collect();
-        Ok(graph)
+    async fn graph(&self, user: &UserId, limit: usize, after: Option<GraphCursor>) -> Result<Graph, StoreError> {
+        self.graph_page(user, limit, after).await
     }
 
     async fn insert_edge(&self, edge: &Edge) -> Result<(), StoreError> {

@@ -105,7 +105,8 @@ impl EventPublisher for BackgroundPublisher {
             return Ok(());
         }
         tracing::warn!(events = overflow.len(), "event queue full; publishing inline");
-        self.sender.send_all(&overflow).await
+        // As the inline publisher does: to the end even if this request is cut off.
+        self.sender.publish(overflow).await
     }
 
     async fn flush(&self) {

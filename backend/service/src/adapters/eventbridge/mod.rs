@@ -9,11 +9,12 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::{Value, json};
 
 use crate::adapters::aws::retry::EVENT_RETRY;
-use crate::adapters::aws::{LazyClient, eventbridge_client};
+use crate::adapters::aws::{LazyClient, carried_request_clients, eventbridge_client};
 use crate::domain::DomainEvent;
 use crate::domain::events::EventKind;
 use crate::ports::{EventPublisher, PublishError};
 use crate::telemetry::metric;
+use crate::{costs, deadline};
 
 pub const EVENT_SOURCE: &str = "brain2.backend";
 /// PutEvents accepts at most ten entries per call.
@@ -212,8 +213,25 @@ impl EventBridgePublisher {
 
 #[async_trait]
 impl EventPublisher for EventBridgePublisher {
+    /// Sends on a task of its own, with the request's clients and cost ledger: the task
+    /// runs to the end (every event delivered or dead-lettered) even when the request is
+    /// cut off at its deadline. Once the request's time is up, it stops waiting for it.
     async fn publish(&self, events: Vec<DomainEvent>) -> Result<(), PublishError> {
-        self.send_all(&events).await
+        let sender = self.clone();
+        let work = async move { sender.send_all(&events).await };
+        let sending = tokio::spawn(costs::carried(carried_request_clients(work)));
+        let finished = match deadline::remaining() {
+            Some(left) => tokio::time::timeout(left, sending).await.ok(),
+            None => Some(sending.await),
+        };
+        match finished {
+            Some(Ok(result)) => result,
+            Some(Err(error)) => Err(PublishError(format!("the publishing task failed: {error}"))),
+            None => {
+                tracing::warn!("the request ran out of time; its events are still being sent");
+                Ok(())
+            }
+        }
     }
 
     async fn check(&self) -> Result<(), PublishError> {
