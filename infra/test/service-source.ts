@@ -63,12 +63,16 @@ export function emfDimensions(metric: string): string[] | undefined {
   return labels ? ['Function', ...labels].sort() : undefined;
 }
 
-/** The routes of the router (backend/service/src/http/mod.rs) with their methods, under /api/v1. */
+/**
+ * The routes of the router with their methods, full paths: from the OpenAPI document the
+ * router generates (docs/openapi.json; a Rust unit test fails while it is stale).
+ */
 export function routerRoutes(): { path: string; methods: string[] }[] {
-  const source = fs.readFileSync(path.join(REPO_ROOT, 'backend', 'service', 'src', 'http', 'mod.rs'), 'utf8');
-  const prefix = /API_PREFIX: &str = "([^"]+)"/.exec(source)![1];
-  return [...source.matchAll(/\.route\("([^"]+)",\s*(.+?)\)\s*$/gm)].map((match) => ({
-    path: `${prefix}${match[1]}`,
-    methods: [...match[2].matchAll(/\b(get|post|put|delete|patch)\(/g)].map((method) => method[1].toUpperCase()),
+  const document = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'docs', 'openapi.json'), 'utf8'));
+  return Object.entries(document.paths as Record<string, Record<string, unknown>>).map(([route, operations]) => ({
+    path: route,
+    methods: Object.keys(operations)
+      .filter((key) => ['get', 'post', 'put', 'delete', 'patch'].includes(key))
+      .map((method) => method.toUpperCase()),
   }));
 }

@@ -14,7 +14,9 @@ use brain2::bootstrap::Settings;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, TestResponse, on_own_table, own_queue, take_messages, unique_user, user_queue};
+use crate::support::{
+    TestApp, TestResponse, on_own_table, own_queue, record_figures, take_messages, unique_user, user_queue,
+};
 
 /// Rates high enough that the store's own retries cannot hide every fault: seven batch
 /// calls in ten return about half their items unprocessed, three DynamoDB calls in ten are
@@ -309,15 +311,19 @@ async fn a_workload_under_high_fault_rates_ends_as_it_does_without_faults() {
         "left behind by the faulty run: {only_stormy:#?}\nmissing after it: {only_calm:#?}"
     );
     assert_eq!(stormy.state, calm.state, "the same items, as many times each");
-    println!(
-        "faults injected: {} ({} throttled calls, {} withheld batch items, {} failed event entries); \
-         items checked: {items_checked}; events checked: {} ({} dead-lettered); reported and sent again: {}; lost: 0",
-        injected.total(),
-        injected.throttled(),
-        injected.withheld_items(),
-        injected.failed_entries(),
-        stormy.events.values().sum::<usize>(),
-        stormy.dead_lettered,
-        stormy.resent,
+    record_figures(
+        "faults",
+        &format!(
+            "faults injected: {} ({} throttled calls, {} withheld batch items, {} failed event entries); \
+             items checked: {items_checked}; events checked: {} ({} dead-lettered); reported and sent again: {}; \
+             lost: 0",
+            injected.total(),
+            injected.throttled(),
+            injected.withheld_items(),
+            injected.failed_entries(),
+            stormy.events.values().sum::<usize>(),
+            stormy.dead_lettered,
+            stormy.resent,
+        ),
     );
 }

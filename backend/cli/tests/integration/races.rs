@@ -15,7 +15,7 @@ use futures::future::join_all;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, on_own_table, settings_with, take_messages, unique_user, user_queue};
+use crate::support::{TestApp, on_own_table, record_figures, settings_with, take_messages, unique_user, user_queue};
 
 const ROUNDS: usize = 20;
 const RACES_PER_ROUND: usize = 3;
@@ -259,9 +259,9 @@ async fn update_racing_delete(soft_delete: bool) {
     assert!(inspection.live.is_empty());
     let bus = node_events(app, &queue, events).await;
     check_events(app, user, &bus, &deleted, &inspection).await;
-    eprintln!(
-        "update vs delete (soft_delete {soft_delete}): {races} races, {} items checked",
-        inspection.items_checked
+    record_figures(
+        &format!("races-update-vs-delete-soft_delete-{soft_delete}"),
+        &format!("{races} races, {} items checked", inspection.items_checked),
     );
 }
 
@@ -321,7 +321,10 @@ async fn two_deletes(soft_delete: bool) {
     assert!(inspection.live.is_empty());
     let bus = node_events(app, &queue, events).await;
     check_events(app, user, &bus, &deleted, &inspection).await;
-    eprintln!("two deletes (soft_delete {soft_delete}): {races} races, {} items checked", inspection.items_checked);
+    record_figures(
+        &format!("races-two-deletes-soft_delete-{soft_delete}"),
+        &format!("{races} races, {} items checked", inspection.items_checked),
+    );
 }
 
 #[tokio::test]
@@ -370,7 +373,10 @@ async fn delete_racing_edge_creation(soft_delete: bool) {
     created.extend(survivors.iter().cloned());
     let inspection = inspect(app, user, &created).await;
     assert_eq!(inspection.live.keys().cloned().collect::<HashSet<_>>(), survivors.into_iter().collect());
-    eprintln!("delete vs link (soft_delete {soft_delete}): {races} races, {} items checked", inspection.items_checked);
+    record_figures(
+        &format!("races-delete-vs-link-soft_delete-{soft_delete}"),
+        &format!("{races} races, {} items checked", inspection.items_checked),
+    );
 }
 
 #[tokio::test]
@@ -513,12 +519,15 @@ async fn many_writers(soft_delete: bool) {
     assert!(total.deleted.iter().all(|id| !inspection.live.contains_key(id)));
     let bus = node_events(app, &queue, total.events).await;
     check_events(app, user, &bus, &total.deleted, &inspection).await;
-    eprintln!(
-        "many writers (soft_delete {soft_delete}): {} operations by {WRITERS} writers on {pool_size} pooled nodes, {} deleted, {} live, {} items checked",
-        total.operations,
-        total.deleted.len(),
-        inspection.live.len(),
-        inspection.items_checked
+    record_figures(
+        &format!("races-many-writers-soft_delete-{soft_delete}"),
+        &format!(
+            "{} operations by {WRITERS} writers on {pool_size} pooled nodes, {} deleted, {} live, {} items checked",
+            total.operations,
+            total.deleted.len(),
+            inspection.live.len(),
+            inspection.items_checked
+        ),
     );
 }
 

@@ -339,3 +339,15 @@ impl Drop for CountingProxy {
         self.task.abort();
     }
 }
+
+/// Prints the figures of a suite's run and keeps them in `target/tmp/figures/<name>.txt`,
+/// where they survive the test harness capturing the output (`docs/reliability.md` quotes them).
+pub fn record_figures(name: &str, figures: &str) {
+    eprintln!("{name}: {figures}");
+    let directory = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("figures");
+    let written = std::fs::create_dir_all(&directory)
+        .and_then(|()| std::fs::write(directory.join(format!("{name}.txt")), figures));
+    if let Err(error) = written {
+        eprintln!("figures of {name} not kept: {error}");
+    }
+}
