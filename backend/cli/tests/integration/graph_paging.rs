@@ -119,10 +119,16 @@ async fn a_cursor_is_checked_and_never_leads_into_another_users_graph() {
     }
     let first = app.get(&alice, "/api/v1/graph-data?limit=2").await;
     let cursor = first.body["nextCursor"].as_str().unwrap();
+    // Sealed for alice: refused for bob before anything is read.
     let stolen = app.get(&bob, &format!("/api/v1/graph-data?limit=2&cursor={cursor}")).await;
-    assert_eq!(stolen.status, StatusCode::OK);
-    assert_eq!(stolen.body["nodes"], json!([]), "the position is read in bob's own graph");
-    assert_eq!(stolen.body["edges"], json!([]));
+    stolen.assert_problem(400, "invalid-cursor");
+    // A listing cursor of alice's own is no graph cursor either.
+    let listing = app.get(&alice, "/api/v1/nodes?limit=2").await;
+    let listing_cursor = listing.body["nextCursor"].as_str().unwrap();
+    app.get(&alice, &format!("/api/v1/graph-data?cursor={listing_cursor}")).await.assert_problem(400, "invalid-cursor");
+    let second = app.get(&alice, &format!("/api/v1/graph-data?limit=2&cursor={cursor}")).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(second.body["nodes"].as_array().unwrap().len(), 2, "the cursor still serves its own user");
 }
 
 #[tokio::test]

@@ -17,7 +17,12 @@ use serde_json::{Value, json};
 
 use crate::support::{TestApp, on_own_table, record_figures, settings_with, take_messages, unique_user, user_queue};
 
-const ROUNDS: usize = 20;
+/// Rounds of each race: `BRAIN2_TEST_RACE_ROUNDS`, or 20. The container runs of the suite
+/// (`make test-containers`) race fewer rounds: what they check is the emulators, and the
+/// race logic has had its full rounds in `make test`.
+fn rounds() -> usize {
+    std::env::var("BRAIN2_TEST_RACE_ROUNDS").ok().and_then(|raw| raw.parse().ok()).filter(|&n| n > 0).unwrap_or(20)
+}
 const RACES_PER_ROUND: usize = 3;
 
 /// An app on a table of its own (the sweep purges every tombstone of its table), with
@@ -231,7 +236,7 @@ async fn update_racing_delete(soft_delete: bool) {
     let user = &unique_user();
     let queue = user_queue(app, user, &["node.created", "node.updated", "node.deleted"]).await;
     let (mut events, mut deleted, mut races) = (0, HashSet::new(), 0);
-    for round in 0..ROUNDS {
+    for round in 0..rounds() {
         let contents =
             (0..RACES_PER_ROUND).map(|i| format!("Granite boulders round {round} race {i} weather slowly")).collect();
         let nodes = create_all(app, user, contents).await;
@@ -282,7 +287,7 @@ async fn two_deletes(soft_delete: bool) {
     let user = &unique_user();
     let queue = user_queue(app, user, &["node.created", "node.deleted"]).await;
     let (mut events, mut deleted, mut races) = (0, HashSet::new(), 0);
-    for round in 0..ROUNDS {
+    for round in 0..rounds() {
         let contents = (0..RACES_PER_ROUND * 2).map(|i| format!("Copper kettle {round} number {i}")).collect();
         let nodes = create_all(app, user, contents).await;
         events += nodes.len();
@@ -345,7 +350,7 @@ async fn delete_racing_edge_creation(soft_delete: bool) {
     let mut races = 0;
     let mut survivors = Vec::new();
     let mut created = HashSet::new();
-    for round in 0..ROUNDS {
+    for round in 0..rounds() {
         let hub = app.create_node(user, &format!("Lighthouse keeper log {round}")).await;
         let hub_id = hub["id"].as_str().unwrap().to_owned();
         let contents = (0..RACES_PER_ROUND).map(|i| format!("Harbour boat {round} mooring {i}")).collect();

@@ -256,10 +256,24 @@ pub async fn own_queue(app: &TestApp) -> String {
 /// Takes messages from a queue of the test's own until `expected` have arrived or a
 /// generous deadline passes (a bound on waiting for delivery, not a latency assertion).
 pub async fn take_messages(app: &TestApp, queue: &str, expected: usize) -> Vec<Value> {
+    take_messages_until(app, queue, |found| found.len() >= expected).await
+}
+
+/// Takes bus events until `expected` distinct event ids have arrived (delivery is at least
+/// once: a repeat carries the id of the event it repeats) or a generous deadline passes.
+pub async fn take_distinct_events(app: &TestApp, queue: &str, expected: usize) -> Vec<Value> {
+    take_messages_until(app, queue, |found| {
+        found.iter().map(|m| m["detail"]["eventId"].as_str()).collect::<std::collections::HashSet<_>>().len()
+            >= expected
+    })
+    .await
+}
+
+async fn take_messages_until(app: &TestApp, queue: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let sqs = &app.clients.sqs;
     let mut found = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while found.len() < expected && std::time::Instant::now() < deadline {
+    while !done(&found) && std::time::Instant::now() < deadline {
         let output = sqs
             .receive_message()
             .queue_url(queue)
@@ -340,11 +354,12 @@ impl Drop for CountingProxy {
     }
 }
 
-/// Prints the figures of a suite's run and keeps them in `target/tmp/figures/<name>.txt`,
+/// Prints the figures of a suite's run and keeps them in `target/tmp/figures/<stack>/<name>.txt`,
 /// where they survive the test harness capturing the output (`docs/reliability.md` quotes them).
 pub fn record_figures(name: &str, figures: &str) {
     eprintln!("{name}: {figures}");
-    let directory = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("figures");
+    let stack = std::env::var(brain2_devstack::TEST_STACK_ENV).unwrap_or_else(|_| "processes".to_owned());
+    let directory = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("figures").join(stack);
     let written = std::fs::create_dir_all(&directory)
         .and_then(|()| std::fs::write(directory.join(format!("{name}.txt")), figures));
     if let Err(error) = written {
