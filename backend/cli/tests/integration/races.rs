@@ -227,6 +227,34 @@ async fn settle(app: &TestApp, soft_delete: bool) {
     }
 }
 
+/// What a race of deletes must leave once cleanup ran: no live node, nothing of the deleted
+/// ones in the table or the index, and one `node.deleted` per deleted node on the bus.
+async fn all_deleted_and_announced_once(
+    app: &TestApp,
+    user: &str,
+    queue: &str,
+    events: usize,
+    deleted: &HashSet<String>,
+    soft_delete: bool,
+) -> Inspection {
+    settle(app, soft_delete).await;
+    let inspection = inspect(app, user, deleted).await;
+    assert!(inspection.live.is_empty());
+    let bus = node_events(app, queue, events).await;
+    check_events(app, user, &bus, deleted, &inspection).await;
+    inspection
+}
+
+impl Inspection {
+    /// Keeps the figures of a race: how many races ran, how many items were checked after.
+    fn record(&self, race: &str, soft_delete: bool, races: usize) {
+        record_figures(
+            &format!("{race}-soft_delete-{soft_delete}"),
+            &format!("{races} races, {} items checked", self.items_checked),
+        );
+    }
+}
+
 /// An update racing a delete of the same node: the delete always wins in the end (it
 /// deletes the newer version when the update got in first), and no posting of either
 /// version survives. The old tombstone, a Put of the node as read, overwrote the update
@@ -259,14 +287,10 @@ async fn update_racing_delete(soft_delete: bool) {
             deleted.insert(node["id"].as_str().unwrap().to_owned());
         }
     }
-    settle(app, soft_delete).await;
-    let inspection = inspect(app, user, &deleted).await;
-    assert!(inspection.live.is_empty());
-    let bus = node_events(app, &queue, events).await;
-    check_events(app, user, &bus, &deleted, &inspection).await;
-    record_figures(
-        &format!("races-update-vs-delete-soft_delete-{soft_delete}"),
-        &format!("{races} races, {} items checked", inspection.items_checked),
+    all_deleted_and_announced_once(app, user, &queue, events, &deleted, soft_delete).await.record(
+        "races-update-vs-delete",
+        soft_delete,
+        races,
     );
 }
 
@@ -321,14 +345,10 @@ async fn two_deletes(soft_delete: bool) {
         events += ids.len();
         deleted.extend(ids);
     }
-    settle(app, soft_delete).await;
-    let inspection = inspect(app, user, &deleted).await;
-    assert!(inspection.live.is_empty());
-    let bus = node_events(app, &queue, events).await;
-    check_events(app, user, &bus, &deleted, &inspection).await;
-    record_figures(
-        &format!("races-two-deletes-soft_delete-{soft_delete}"),
-        &format!("{races} races, {} items checked", inspection.items_checked),
+    all_deleted_and_announced_once(app, user, &queue, events, &deleted, soft_delete).await.record(
+        "races-two-deletes",
+        soft_delete,
+        races,
     );
 }
 
@@ -378,10 +398,7 @@ async fn delete_racing_edge_creation(soft_delete: bool) {
     created.extend(survivors.iter().cloned());
     let inspection = inspect(app, user, &created).await;
     assert_eq!(inspection.live.keys().cloned().collect::<HashSet<_>>(), survivors.into_iter().collect());
-    record_figures(
-        &format!("races-delete-vs-link-soft_delete-{soft_delete}"),
-        &format!("{races} races, {} items checked", inspection.items_checked),
-    );
+    inspection.record("races-delete-vs-link", soft_delete, races);
 }
 
 #[tokio::test]

@@ -67,6 +67,19 @@ async fn start_server(extra: &[&str]) -> Server {
     Server { guard, base }
 }
 
+/// `POST /nodes/bulk` through the socket, asserted created.
+async fn bulk_create_over_tcp(base: &str, user: &str, notes: Vec<Value>) -> reqwest::Response {
+    let created = reqwest::Client::new()
+        .post(format!("{base}/nodes/bulk"))
+        .bearer_auth(crate::support::token(user))
+        .json(&json!({"nodes": notes}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    created
+}
+
 #[tokio::test]
 async fn serve_answers_over_tcp_and_stops_gracefully() {
     let Server { mut guard, base } = start_server(&[]).await;
@@ -119,14 +132,7 @@ async fn a_terminated_server_publishes_every_queued_event_before_it_exits() {
 
     let notes: Vec<Value> =
         (0..25).map(|i| json!({"content": format!("Note {i} written just before a shutdown")})).collect();
-    let created = reqwest::Client::new()
-        .post(format!("{base}/nodes/bulk"))
-        .bearer_auth(crate::support::token(&user))
-        .json(&json!({"nodes": notes}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    let created = bulk_create_over_tcp(&base, &user, notes).await;
     let created: Value = created.json().await.unwrap();
     let ids: HashSet<String> =
         created["created"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_owned()).collect();
@@ -177,14 +183,7 @@ async fn metrics_endpoint_counts_the_background_put_events_of_a_bulk_create() {
 
     let user = unique_user();
     let notes: Vec<Value> = (0..25).map(|i| json!({"content": format!("Metered note {i} about tides")})).collect();
-    let created = reqwest::Client::new()
-        .post(format!("{}/nodes/bulk", server.base))
-        .bearer_auth(crate::support::token(&user))
-        .json(&json!({"nodes": notes}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    let created = bulk_create_over_tcp(&server.base, &user, notes).await;
     let request_path = created.headers()["x-brain2-aws-ops"].to_str().unwrap().to_owned();
     assert!(!request_path.contains("PutEvents"), "the request waited for PutEvents: {request_path}");
 

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::auth::AuthUser;
+use super::cursor::InvalidCursor;
 use super::dto::*;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::problem::{ApiError, Problem};
@@ -20,6 +21,10 @@ use crate::app::health::Status;
 use crate::domain::NodeId;
 
 type ApiResult<T> = Result<T, ApiError>;
+
+fn cursor_problem(error: InvalidCursor) -> ApiError {
+    ApiError::bad_request("invalid-cursor", error.to_string()).field("cursor")
+}
 
 /// The node id in `field` of the request, or a 400 naming it.
 fn node_id(raw: &str, field: &str) -> ApiResult<NodeId> {
@@ -198,15 +203,12 @@ pub async fn list_nodes(
     AuthUser(user): AuthUser,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<NodePage>> {
-    let after = match query.cursor.as_deref() {
-        Some(raw) => Some(
-            state
-                .cursors
-                .open_listing(&user, raw)
-                .map_err(|error| ApiError::bad_request("invalid-cursor", error.to_string()).field("cursor"))?,
-        ),
-        None => None,
-    };
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|raw| state.cursors.open_listing(&user, raw))
+        .transpose()
+        .map_err(cursor_problem)?;
     let page = state.service.list_nodes(&user, query.limit, after).await?;
     Ok(Json(NodePage::new(&page, &state.cursors, &user)))
 }
@@ -279,15 +281,12 @@ pub async fn graph_data(
     AuthUser(user): AuthUser,
     ApiQuery(query): ApiQuery<GraphQuery>,
 ) -> ApiResult<Json<GraphDto>> {
-    let after = match query.cursor.as_deref() {
-        Some(raw) => Some(
-            state
-                .cursors
-                .open_graph_page(&user, raw)
-                .map_err(|error| ApiError::bad_request("invalid-cursor", error.to_string()).field("cursor"))?,
-        ),
-        None => None,
-    };
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|raw| state.cursors.open_graph_page(&user, raw))
+        .transpose()
+        .map_err(cursor_problem)?;
     let graph = state.service.graph(&user, query.limit, after).await?;
     Ok(Json(GraphDto::new(&graph, &state.cursors, &user)))
 }
