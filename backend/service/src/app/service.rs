@@ -90,14 +90,8 @@ pub struct GraphService {
     soft_delete: bool,
 }
 
-/// What a client is told about an item the store did not finish. A store that stopped
-/// retrying because the request's deadline passed reports that it was busy; the client is
-/// told the real reason (retrying is safe either way).
+/// What a client is told about an item the store did not finish.
 fn item_failure(failure: &WriteFailure) -> ItemFailure {
-    let failure = match failure {
-        WriteFailure::Throttled if crate::deadline::expired() => &WriteFailure::DeadlineExceeded,
-        other => other,
-    };
     ItemFailure { code: failure.code(), message: failure.to_string() }
 }
 

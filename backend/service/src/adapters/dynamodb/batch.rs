@@ -182,8 +182,8 @@ async fn write_chunk<T: Clone>(
         }
     }
     let mut delays = STORE_RETRY.delays();
-    // Unprocessed items and throttling both mean "busy" when retries run out.
-    let mut failure = WriteFailure::Throttled;
+    // Set when the store failed otherwise than by shedding load.
+    let mut failure = None;
     while !deadline::expired() {
         let response = client
             .batch_write_item()
@@ -202,7 +202,7 @@ async fn write_chunk<T: Clone>(
                 let error = sdk_error(error);
                 if !is_throttled(&error) {
                     tracing::warn!(%error, items = pending.len(), "batch write failed");
-                    failure = error.into();
+                    failure = Some(error.into());
                     break;
                 }
             }
@@ -210,9 +210,7 @@ async fn write_chunk<T: Clone>(
         let Some(delay) = delays.next() else { break };
         tokio::time::sleep(delay).await;
     }
-    if failure == WriteFailure::Throttled && deadline::expired() {
-        failure = WriteFailure::DeadlineExceeded;
-    }
+    let failure = failure.unwrap_or_else(busy_after_retries);
     tracing::warn!(items = pending.len(), "batch write items left unprocessed after retries");
     Ok(pending
         .iter()
@@ -220,6 +218,12 @@ async fn write_chunk<T: Clone>(
         .filter_map(|key| tags.get(&key).cloned())
         .map(|tag| (tag, failure.clone()))
         .collect())
+}
+
+/// Why items are left when the store kept shedding load (throttling, unprocessed items)
+/// until the retries ran out: the request's deadline, when that is what ended them.
+pub(super) fn busy_after_retries() -> WriteFailure {
+    if deadline::expired() { WriteFailure::DeadlineExceeded } else { WriteFailure::Throttled }
 }
 
 /// Reads items by primary key; missing items are simply absent from the result.

@@ -144,7 +144,7 @@ impl DynamoGraphStore {
             let Some(delay) = delays.next() else {
                 // Out of attempts: busy if the store was shedding load, else other writers
                 // kept changing these nodes.
-                let failure = if busy { WriteFailure::Throttled } else { WriteFailure::Conflict };
+                let failure = if busy { batch::busy_after_retries() } else { WriteFailure::Conflict };
                 outcome.failed.extend(chunk.into_iter().map(|node| (node.id, failure.clone())));
                 return outcome;
             };
