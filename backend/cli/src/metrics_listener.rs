@@ -12,9 +12,10 @@ use axum::Json;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use brain2::app::health::{HealthChecker, Status};
+use brain2::app::health::HealthChecker;
 use brain2::flags::Flags;
 use brain2::http::dto::HealthDto;
+use brain2::http::handlers::health_status;
 use brain2::telemetry::metric;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -50,8 +51,7 @@ pub async fn start(address: SocketAddr, health: Arc<HealthChecker>, flags: Flags
 
 async fn full_health(health: Arc<HealthChecker>, flags: Flags) -> (StatusCode, Json<HealthDto>) {
     let report = health.report().await;
-    let status = if report.status == Status::Down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    (status, Json(HealthDto::new(&report, &flags)))
+    (health_status(&report), Json(HealthDto::new(&report, &flags)))
 }
 
 async fn upkeep(handle: PrometheusHandle) {

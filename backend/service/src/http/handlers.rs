@@ -17,7 +17,7 @@ use super::dto::*;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::problem::{ApiError, Problem};
 use crate::app::ServiceError;
-use crate::app::health::Status;
+use crate::app::health::{HealthReport, Status};
 use crate::domain::NodeId;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -38,6 +38,12 @@ fn naming(field: &'static str) -> impl Fn(ServiceError) -> ApiError {
 
 /// Anyone may ask whether the service is up; only an authenticated caller sees its
 /// components, their errors and the flags in force.
+/// 503 when the service is down (its table unreachable), 200 when up or degraded: whoever
+/// reads the report, on the public router or the operator listener.
+pub fn health_status(report: &HealthReport) -> StatusCode {
+    if report.status == Status::Down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
+}
+
 #[utoipa::path(
     get,
     path = "/health",
@@ -57,7 +63,7 @@ fn naming(field: &'static str) -> impl Fn(ServiceError) -> ApiError {
 )]
 pub async fn health(State(state): State<AppState>, request: Parts) -> Response {
     let report = state.health.report().await;
-    let status = if report.status == Status::Down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let status = health_status(&report);
     let mut body = HealthDto::new(&report, &state.flags);
     if state.authenticator.authenticate(&request).is_err() {
         body = body.summary();
