@@ -2,18 +2,12 @@
 //! answers with a problem the client can act on (429 or 503, with `Retry-After`), and the
 //! process goes on serving the requests that follow.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use brain2::bootstrap;
 use http::StatusCode;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::{TestApp, TestResponse, settings_with, stack, unique_user};
+use crate::support::{DynamoDbProxy, TestApp, TestResponse, settings_with, stack, unique_user};
 
 /// Asserts a 429 or 503 problem that tells the client when to come back.
 fn assert_retry_later(response: &TestResponse, status: u16, code: &str) {
@@ -61,82 +55,15 @@ async fn the_default_rate_limit_lets_a_busy_user_through() {
     }
 }
 
-/// A TCP proxy in front of DynamoDB that can be told to stall: while stalled it accepts
-/// requests and never answers them (nor forwards them), as a hung dependency does.
-struct StallingProxy {
-    address: SocketAddr,
-    stalled: Arc<AtomicBool>,
-}
-
-impl StallingProxy {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let stalled = Arc::new(AtomicBool::new(false));
-        let flag = stalled.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(relay(client, target, flag.clone()));
-            }
-        });
-        Self { address, stalled }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    fn stall(&self, on: bool) {
-        self.stalled.store(on, Ordering::SeqCst);
-    }
-}
-
-async fn relay(client: TcpStream, target: SocketAddr, stalled: Arc<AtomicBool>) {
-    let Ok(server) = TcpStream::connect(target).await else { return };
-    let (mut from_client, mut to_server) = (client, server);
-    let (mut client_read, mut client_write) = from_client.split();
-    let (mut server_read, mut server_write) = to_server.split();
-    let upstream = async {
-        let mut buffer = vec![0; 64 * 1024];
-        loop {
-            let read = client_read.read(&mut buffer).await.unwrap_or(0);
-            if read == 0 {
-                return;
-            }
-            if stalled.load(Ordering::SeqCst) {
-                // Swallowed, never answered: the connection stays open and silent.
-                std::future::pending::<()>().await;
-            }
-            if server_write.write_all(&buffer[..read]).await.is_err() {
-                return;
-            }
-        }
-    };
-    let downstream = tokio::io::copy(&mut server_read, &mut client_write);
-    tokio::select! {
-        () = upstream => {}
-        _ = downstream => {}
-    }
-}
-
 /// The app with its DynamoDB calls going through `proxy`, and a short deadline.
-async fn app_behind(proxy: &StallingProxy, deadline_ms: u64) -> TestApp {
+async fn app_behind(proxy: &DynamoDbProxy, deadline_ms: u64) -> TestApp {
     let settings = settings_with(&[&format!("--request-deadline-ms={deadline_ms}")]);
-    let mut factory = stack().aws.factory();
-    factory.endpoints.dynamodb = Some(proxy.url());
-    let (router, adapters) = bootstrap::build(&settings, &factory).await;
-    TestApp { router, clients: adapters.clients.clone(), adapters, settings }
-}
-
-async fn dynamodb_address() -> SocketAddr {
-    let endpoint = stack().aws.factory().endpoints.dynamodb.expect("the emulators name DynamoDB's endpoint");
-    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
-    tokio::net::lookup_host(authority).await.unwrap().next().expect("DynamoDB's endpoint resolves")
+    TestApp::spawn_on(settings, proxy.dynamodb_factory()).await
 }
 
 #[tokio::test]
 async fn a_stalled_store_answers_503_at_the_deadline_and_bulk_writes_report_every_item() {
-    let proxy = StallingProxy::start(dynamodb_address().await).await;
+    let proxy = DynamoDbProxy::start().await;
     let app = app_behind(&proxy, 2_000).await;
     let user = unique_user();
     let kept = app.create_node(&user, "written before the store stalled").await;

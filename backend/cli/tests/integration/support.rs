@@ -3,7 +3,8 @@
 //! isolated by unique user ids; a test that sweeps the deletion queue (which holds every
 //! user's tombstones) gets a table of its own.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Body;
@@ -307,38 +308,40 @@ pub async fn read_response(response: axum::response::Response) -> TestResponse {
     TestResponse { status, headers, body }
 }
 
-/// A TCP proxy in front of an emulator that counts the connections it accepts: what a
-/// client really opened, which no count inside the service can show.
-pub struct CountingProxy {
+/// A TCP proxy in front of the shared DynamoDB emulator. It counts the connections it
+/// accepts (what clients really opened, which no count inside the service can show), and can
+/// be told to stall: while stalled it takes requests and never answers them (nor forwards
+/// them), as a hung dependency does.
+pub struct DynamoDbProxy {
     pub url: String,
-    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
+    stalled: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl CountingProxy {
-    /// Proxies to `upstream` (`http://host:port`).
-    pub async fn start(upstream: &str) -> Self {
-        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
+impl DynamoDbProxy {
+    pub async fn start() -> Self {
+        let endpoint = stack().aws.endpoints().dynamodb.clone().expect("the emulators name DynamoDB's endpoint");
+        let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = accepted.clone();
+        let (accepted, stalled) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (counter, stall) = (accepted.clone(), stalled.clone());
         let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
+            while let Ok((client, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(relay(client, upstream.clone(), stall.clone()));
             }
         });
-        Self { url, accepted, task }
+        Self { url, accepted, stalled, task }
     }
 
     pub fn accepted(&self) -> usize {
-        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    pub fn stall(&self, on: bool) {
+        self.stalled.store(on, Ordering::SeqCst);
     }
 
     /// A client factory for the shared emulators with DynamoDB reached through this proxy.
@@ -348,9 +351,38 @@ impl CountingProxy {
     }
 }
 
-impl Drop for CountingProxy {
+impl Drop for DynamoDbProxy {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+async fn relay(client: tokio::net::TcpStream, upstream: String, stalled: Arc<AtomicBool>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+    let (mut from_client, mut to_server) = (client, server);
+    let (mut client_read, mut client_write) = from_client.split();
+    let (mut server_read, mut server_write) = to_server.split();
+    let upstream = async {
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let read = client_read.read(&mut buffer).await.unwrap_or(0);
+            if read == 0 {
+                return;
+            }
+            if stalled.load(Ordering::SeqCst) {
+                // Swallowed, never answered: the connection stays open and silent.
+                std::future::pending::<()>().await;
+            }
+            if server_write.write_all(&buffer[..read]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let downstream = tokio::io::copy(&mut server_read, &mut client_write);
+    tokio::select! {
+        () = upstream => {}
+        _ = downstream => {}
     }
 }
 
