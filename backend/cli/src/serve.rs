@@ -6,6 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use anyhow::Context;
 use brain2::adapters::aws::ClientFactory;
 use brain2::bootstrap::{self, Settings};
+use brain2::flags::EventDelivery;
+use brain2::outbox;
 use brain2::worker::run_in_process;
 
 /// Loopback: what `brain2 serve` listens on unless told otherwise.
@@ -52,12 +54,22 @@ pub async fn serve(
             settings.workers.cleanup_grace,
         ))
     });
+    // In outbox delivery the events are the table's stream: the workers' process publishes
+    // them, as the `brain2-events` function does in AWS.
+    let relay = match (workers, adapters.event_delivery) {
+        (true, EventDelivery::Outbox) => {
+            let stream = adapters.table_stream().await.context("opening the table's stream")?;
+            tracing::info!(table = adapters.table, "publishing events from the table's stream");
+            Some(tokio::spawn(outbox::run_in_process(stream, adapters.relay.clone())))
+        }
+        _ => None,
+    };
     let listener =
         tokio::net::TcpListener::bind((bind, port)).await.with_context(|| format!("binding {bind} port {port}"))?;
     tracing::info!(address = %listener.local_addr()?, flags = ?settings.flags(), "serving the Brain2 API under /api/v1");
     axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
-    if let Some(background) = background {
-        background.abort();
+    for task in background.into_iter().chain(relay) {
+        task.abort();
     }
     // Events still queued go out before the process ends.
     adapters.events.flush().await;

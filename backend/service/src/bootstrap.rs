@@ -14,6 +14,7 @@ use crate::adapters::AdapterSettings;
 use crate::adapters::aws::{AwsClients, ClientFactory, with_request_clients};
 use crate::adapters::cache::CachedGraphStore;
 use crate::adapters::dynamodb::DynamoGraphStore;
+use crate::adapters::dynamodb::stream_reader::TableStream;
 use crate::adapters::eventbridge::EventBridgePublisher;
 use crate::adapters::eventbridge::background::BackgroundPublisher;
 use crate::app::GraphService;
@@ -21,12 +22,13 @@ use crate::app::cleanup::Cleanup;
 use crate::app::health::HealthChecker;
 use crate::app::similarity::SimilarityWorker;
 use crate::domain::similarity::SimilarityPolicy;
-use crate::flags::{FlagSettings, Flags};
+use crate::flags::{EventDelivery, FlagSettings, Flags};
 use crate::http::AppState;
 use crate::http::auth::DEVELOPMENT_SECRET;
 use crate::http::middleware::RequestScope;
 use crate::http::settings::{AuthMode, HttpSettings};
-use crate::ports::{EventPublisher, GraphStore};
+use crate::outbox::{Relay, TableOutbox};
+use crate::ports::{EventPublisher, GraphStore, StoreError};
 use crate::telemetry::LogSettings;
 use crate::worker::{Worker, WorkerSettings};
 
@@ -140,6 +142,10 @@ pub struct Adapters {
     pub events: Arc<dyn EventPublisher>,
     /// One checker, so the public `/health` and the loopback listener share its cached report.
     pub health: Arc<HealthChecker>,
+    /// Publishes the table's stream as events (`outbox` delivery).
+    pub relay: Arc<Relay>,
+    pub table: String,
+    pub event_delivery: EventDelivery,
 }
 
 impl Adapters {
@@ -149,6 +155,11 @@ impl Adapters {
 
     pub fn similarity(&self) -> Arc<SimilarityWorker> {
         Arc::new(SimilarityWorker::new(self.store.clone(), self.events.clone(), SimilarityPolicy::default()))
+    }
+
+    /// The table's stream, positioned where the last relay on this table stopped.
+    pub async fn table_stream(&self) -> Result<TableStream, StoreError> {
+        TableStream::open(self.clients.clone(), &self.table).await
     }
 
     /// The queue-fed workers that have a queue configured, with their queue.
@@ -172,19 +183,25 @@ impl Adapters {
             Arc::new(DynamoGraphStore::new(clients.dynamodb.clone(), aws.table.clone(), flags));
         let store =
             CachedGraphStore::wrap(dynamo, &flags, aws.cache_ttl, aws.cache_max_mib.saturating_mul(1024 * 1024));
-        let sender = EventBridgePublisher::new(
-            clients.eventbridge.clone(),
-            clients.sqs.clone(),
-            aws.event_bus.clone(),
-            aws.events_dlq_url.clone(),
-            flags.async_events,
-        );
-        // Off: one inline PutEvents per event before the response, as the old backend did.
-        let events: Arc<dyn EventPublisher> =
-            if flags.async_events { Arc::new(BackgroundPublisher::start(sender)) } else { Arc::new(sender) };
+        let publisher = |batched| {
+            EventBridgePublisher::new(
+                clients.eventbridge.clone(),
+                clients.sqs.clone(),
+                aws.event_bus.clone(),
+                aws.events_dlq_url.clone(),
+                batched,
+            )
+        };
+        let events: Arc<dyn EventPublisher> = match flags.event_delivery {
+            // One PutEvents per event before the response, as the old backend did.
+            EventDelivery::Inline => Arc::new(publisher(false)),
+            EventDelivery::Background => Arc::new(BackgroundPublisher::start(publisher(true))),
+            EventDelivery::Outbox => Arc::new(TableOutbox),
+        };
+        let relay = Arc::new(Relay::new(publisher(true), clients.sqs.clone(), aws.stream_failures_queue_url.clone()));
         let health_ttl = Duration::from_secs(settings.http.health_report_seconds);
         let health = Arc::new(HealthChecker::new(store.clone(), events.clone(), health_ttl));
-        Self { clients, store, events, health }
+        Self { clients, store, events, health, relay, table: aws.table.clone(), event_delivery: flags.event_delivery }
     }
 }
 

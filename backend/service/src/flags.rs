@@ -17,20 +17,45 @@ pub enum Profile {
     Baseline,
 }
 
+/// How domain events leave a write for the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventDelivery {
+    /// One PutEvents per event before the response: the old backend's behaviour.
+    Inline,
+    /// The request enqueues its events; a task of the process sends them in batches of 10.
+    /// Fast, but a process killed before its flush loses what is still queued.
+    Background,
+    /// The request writes to the table only; a consumer of the table's stream publishes the
+    /// events (in batches of 10). A write and its event are one durable fact.
+    Outbox,
+}
+
+impl EventDelivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inline => "inline",
+            Self::Background => "background",
+            Self::Outbox => "outbox",
+        }
+    }
+}
+
 macro_rules! flags {
     ($($(#[doc = $doc:literal])* $name:ident => $long:literal, $env:literal;)+) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub struct Flags {
             $($(#[doc = $doc])* pub $name: bool,)+
+            /// How events reach the bus (`BRAIN2_EVENT_DELIVERY`).
+            pub event_delivery: EventDelivery,
         }
 
         impl Flags {
             /// Every optimisation on.
-            pub const OPTIMIZED: Self = Self { $($name: true,)+ };
+            pub const OPTIMIZED: Self = Self { $($name: true,)+ event_delivery: OPTIMIZED_EVENT_DELIVERY };
             /// Every optimisation off: the old behaviour.
-            pub const BASELINE: Self = Self { $($name: false,)+ };
+            pub const BASELINE: Self = Self { $($name: false,)+ event_delivery: EventDelivery::Inline };
 
-            /// Flag names (as in `BRAIN2_FLAG_<NAME>`, lower-case) and their values.
+            /// On/off flag names (as in `BRAIN2_FLAG_<NAME>`, lower-case) and their values.
             pub fn entries(&self) -> BTreeMap<&'static str, bool> {
                 BTreeMap::from([$((stringify!($name), self.$name),)+])
             }
@@ -55,6 +80,9 @@ macro_rules! flags {
                 #[arg(long = $long, env = $env, value_name = "on|off", value_parser = switch, action = ArgAction::Set)]
                 pub $name: Option<bool>,
             )+
+            /// How domain events reach the bus; the profile's choice unless set.
+            #[arg(long, env = "BRAIN2_EVENT_DELIVERY", value_enum)]
+            pub event_delivery: Option<EventDelivery>,
         }
 
         impl FlagSettings {
@@ -65,6 +93,9 @@ macro_rules! flags {
                     Profile::Baseline => Flags::BASELINE,
                 };
                 $(if let Some(on) = self.$name { flags.$name = on; })+
+                if let Some(delivery) = self.event_delivery {
+                    flags.event_delivery = delivery;
+                }
                 flags
             }
         }
@@ -72,7 +103,11 @@ macro_rules! flags {
         impl From<Flags> for FlagSettings {
             /// Settings that resolve to exactly `flags`, whatever the profile.
             fn from(flags: Flags) -> Self {
-                Self { profile: Profile::Optimized, $($name: Some(flags.$name),)+ }
+                Self {
+                    profile: Profile::Optimized,
+                    $($name: Some(flags.$name),)+
+                    event_delivery: Some(flags.event_delivery),
+                }
             }
         }
     };
@@ -97,11 +132,12 @@ flags! {
     adjacency_cache => "flag-adjacency-cache", "BRAIN2_FLAG_ADJACENCY_CACHE";
     /// gzip/br responses above 1 KB when the client accepts them.
     compression => "flag-compression", "BRAIN2_FLAG_COMPRESSION";
-    /// Events handed to a background publisher in batches of 10 (off: one inline PutEvents per event).
-    async_events => "flag-async-events", "BRAIN2_FLAG_ASYNC_EVENTS";
     /// Deletes mark nodes deleted in one write and clean up asynchronously (off: cascade in the request).
     soft_delete => "flag-soft-delete", "BRAIN2_FLAG_SOFT_DELETE";
 }
+
+/// The optimized profile's event delivery (docs/events.md compares the three).
+pub const OPTIMIZED_EVENT_DELIVERY: EventDelivery = EventDelivery::Background;
 
 impl Default for Flags {
     fn default() -> Self {
@@ -113,6 +149,11 @@ impl Flags {
     /// A copy with one flag changed; `None` for an unknown name.
     pub fn with(mut self, name: &str, value: bool) -> Option<Self> {
         self.set(name, value).then_some(self)
+    }
+
+    /// A copy with another event delivery.
+    pub fn with_event_delivery(self, event_delivery: EventDelivery) -> Self {
+        Self { event_delivery, ..self }
     }
 }
 
@@ -144,6 +185,23 @@ mod tests {
     }
 
     #[test]
+    fn event_delivery_follows_the_profile_unless_set() {
+        assert_eq!(flags(&["--profile", "baseline"]).unwrap().event_delivery, EventDelivery::Inline);
+        assert_eq!(flags(&[]).unwrap().event_delivery, OPTIMIZED_EVENT_DELIVERY);
+        for (value, delivery) in [
+            ("inline", EventDelivery::Inline),
+            ("background", EventDelivery::Background),
+            ("outbox", EventDelivery::Outbox),
+        ] {
+            let set = flags(&["--profile", "baseline", "--event-delivery", value]).unwrap();
+            assert_eq!(set, Flags::BASELINE.with_event_delivery(delivery));
+            assert_eq!(FlagSettings::from(set).resolve(), set);
+            assert_eq!(delivery.as_str(), value);
+        }
+        assert!(flags(&["--event-delivery", "later"]).is_err());
+    }
+
+    #[test]
     fn rejects_unknown_values() {
         assert!(flags(&["--profile", "fast"]).is_err());
         assert!(flags(&["--flag-soft-delete", "maybe"]).is_err());
@@ -152,7 +210,7 @@ mod tests {
     #[test]
     fn every_flag_is_listed_settable_and_round_trips_through_settings() {
         let names: Vec<&str> = Flags::OPTIMIZED.entries().into_keys().collect();
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 10);
         for name in names {
             let flipped = Flags::OPTIMIZED.with(name, false).unwrap();
             assert_eq!(flipped.entries().values().filter(|on| !**on).count(), 1, "{name}");

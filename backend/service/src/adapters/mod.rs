@@ -24,6 +24,9 @@ pub struct AdapterSettings {
     /// SQS queue that receives the events EventBridge would not take after every retry.
     #[arg(long, env = "BRAIN2_EVENTS_DLQ_URL")]
     pub events_dlq_url: Option<String>,
+    /// SQS queue of table stream records that could not become events (outbox delivery).
+    #[arg(long, env = "BRAIN2_STREAM_FAILURES_QUEUE_URL")]
+    pub stream_failures_queue_url: Option<String>,
     /// Longest a cached read may lag behind another instance's write, in seconds.
     #[arg(long = "cache-ttl-seconds", env = "BRAIN2_CACHE_TTL_SECONDS", value_name = "SECONDS", value_parser = seconds, default_value = "60")]
     pub cache_ttl: Duration,

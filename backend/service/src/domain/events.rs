@@ -56,6 +56,12 @@ impl DomainEvent {
         Self { event_id: Uuid::now_v7(), user_id: user_id.clone(), aggregate_id, version, occurred_at, kind }
     }
 
+    /// The same event under another id: one derived from where the event was recorded, so
+    /// that every delivery of that record carries the same id.
+    pub fn with_id(self, event_id: Uuid) -> Self {
+        Self { event_id, ..self }
+    }
+
     pub fn node_created(node: &Node) -> Self {
         let kind = EventKind::NodeCreated { keywords: node.keywords.clone() };
         Self::new(&node.user_id, node.id, node.version, node.updated_at, kind)

@@ -19,6 +19,8 @@ pub const EVENTS_RETRIED: &str = "brain2_events_retried_total";
 pub const EVENTS_DEAD_LETTERED: &str = "brain2_events_dead_lettered_total";
 pub const EVENTS_LOST: &str = "brain2_events_lost_total";
 pub const EVENT_QUEUE_DEPTH: &str = "brain2_event_queue_depth";
+pub const STREAM_RECORDS: &str = "brain2_stream_records_total";
+pub const STREAM_RECORDS_FAILED: &str = "brain2_stream_records_failed_total";
 pub const WORKER_MESSAGES: &str = "brain2_worker_messages_total";
 pub const CLEANUP_PURGED: &str = "brain2_cleanup_nodes_purged_total";
 pub const SIMILARITY_EDGES: &str = "brain2_similarity_edges_linked_total";
@@ -38,6 +40,12 @@ pub fn describe() {
     describe_counter!(EVENTS_DEAD_LETTERED, Unit::Count, "Domain events sent to the dead-letter queue");
     describe_counter!(EVENTS_LOST, Unit::Count, "Domain events neither published nor dead-lettered");
     describe_gauge!(EVENT_QUEUE_DEPTH, Unit::Count, "Domain events waiting in the background publisher");
+    describe_counter!(STREAM_RECORDS, Unit::Count, "Table stream records read by the outbox relay");
+    describe_counter!(
+        STREAM_RECORDS_FAILED,
+        Unit::Count,
+        "Table stream records that could not become events, sent to the stream failures queue (or logged)"
+    );
     describe_counter!(WORKER_MESSAGES, Unit::Count, "Queue messages handled by the workers, by worker and outcome");
     describe_counter!(CLEANUP_PURGED, Unit::Count, "Soft-deleted nodes purged by the cleanup worker");
     describe_counter!(SIMILARITY_EDGES, Unit::Count, "Similarity edges created by the similarity worker");
@@ -106,6 +114,14 @@ pub fn event_dead_lettered() {
 
 pub fn events_lost(count: usize) {
     counter!(EVENTS_LOST).increment(count as u64);
+}
+
+pub fn stream_records(count: usize) {
+    counter!(STREAM_RECORDS).increment(count as u64);
+}
+
+pub fn stream_records_failed(count: usize) {
+    counter!(STREAM_RECORDS_FAILED).increment(count as u64);
 }
 
 pub fn event_queue_depth(depth: usize) {

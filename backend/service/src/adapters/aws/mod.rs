@@ -181,6 +181,8 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
     pub sqs: LazyClient<aws_sdk_sqs::Client>,
+    /// The table's stream, read by the outbox relay of `brain2 serve` (in AWS, Lambda reads it).
+    pub dynamodb_streams: LazyClient<aws_sdk_dynamodbstreams::Client>,
 }
 
 /// Retries for clients under injected faults. The simulation is there to prove that no
@@ -232,9 +234,17 @@ impl AwsClients {
             dynamodb,
             eventbridge: service_config!(aws_sdk_eventbridge, sdk, &endpoints.eventbridge, simulated, &partition),
             sqs: {
-                let (sdk, endpoint, simulated) = (sdk.clone(), endpoints.sqs.clone(), simulated.cloned());
+                let (sdk, endpoint, simulated, partition) =
+                    (sdk.clone(), endpoints.sqs.clone(), simulated.cloned(), partition.clone());
                 Arc::new(LazyLock::new(Box::new(move || {
                     service_config!(aws_sdk_sqs, &sdk, &endpoint, &simulated, &partition)
+                })))
+            },
+            // Streams are served where the table is (DynamoDB Local, LocalStack).
+            dynamodb_streams: {
+                let (sdk, endpoint, simulated) = (sdk.clone(), endpoints.dynamodb.clone(), simulated.cloned());
+                Arc::new(LazyLock::new(Box::new(move || {
+                    service_config!(aws_sdk_dynamodbstreams, &sdk, &endpoint, &simulated, &partition)
                 })))
             },
         }

@@ -6,6 +6,8 @@
 //! | edge    | `USER#<u>`             | `NODE#<a>#EDGE#<b>`       | none (stored for a->b and b->a) |
 //! | posting | `USER#<u>#NODE#<n>`    | `KW#<keyword>`            | KeywordIndex: `USER#<u>#KW#<keyword>` / `NODE#<n>` |
 //!
+//! | stream checkpoint | `OUTBOX#CHECKPOINTS` | `SHARD#<shard id>` | none (the local outbox relay's position) |
+//!
 //! A soft-deleted node also carries DeletionQueue keys `DELETED#<shard>` / `<ms>#<u>#<n>`
 //! until cleanup removes it.
 //!
@@ -14,8 +16,11 @@
 
 use crate::domain::{NodeId, UserId};
 
+/// What every partition key of a user's items starts with.
+pub const USER_PREFIX: &str = "USER#";
+
 pub fn user_partition(user: &UserId) -> String {
-    format!("USER#{user}")
+    format!("{USER_PREFIX}{user}")
 }
 
 pub fn node_sort_key(node: NodeId) -> String {
@@ -56,6 +61,14 @@ pub fn frequency_sort_key(keyword: &str) -> String {
 
 pub fn applied_event_sort_key(event_id: uuid::Uuid) -> String {
     format!("APPLIED#{event_id}")
+}
+
+/// Where the outbox relay of `brain2 serve` keeps, per shard of the table's stream, the last
+/// record it delivered. Not a user's item: no request reads it.
+pub const STREAM_CHECKPOINT_PARTITION: &str = "OUTBOX#CHECKPOINTS";
+
+pub fn stream_checkpoint_sort_key(shard_id: &str) -> String {
+    format!("SHARD#{shard_id}")
 }
 
 pub fn deletion_shard(shard: u32) -> String {

@@ -1,11 +1,13 @@
 //! The graph store on one DynamoDB table (see `docs/table-design.md`).
 
 mod batch;
+pub mod changes;
 mod delete;
 mod graph;
 pub mod items;
 pub mod keys;
 pub mod schema;
+pub mod stream_reader;
 
 use std::collections::{HashMap, HashSet};
 

@@ -149,29 +149,41 @@ impl EventBridgePublisher {
     /// Sends every event, retrying failures alone and dead-lettering what never gets
     /// through. Fails only for events that could not even be dead-lettered.
     pub async fn send_all(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
+        let lost = self.send_reporting_lost(events).await;
+        match lost.len() {
+            0 => Ok(()),
+            count => Err(PublishError(format!("{count} events could not be dead-lettered"))),
+        }
+    }
+
+    /// As [`EventBridgePublisher::send_all`], naming the events that were neither published
+    /// nor dead-lettered (each logged at error level with its whole detail).
+    pub async fn send_reporting_lost(&self, events: &[DomainEvent]) -> Vec<uuid::Uuid> {
         let entries = events.iter().map(|event| self.entry(event)).collect();
         let mut failed = Vec::new();
         for call in into_calls(entries, self.entries_per_call) {
             failed.extend(self.put(call).await);
         }
         metric::events_published(events.len() - failed.len());
-        let mut lost = Vec::new();
+        let (mut lost, mut lost_count) = (Vec::new(), 0);
         for (entry, reason) in failed {
             let Some(reason) = self.retry_alone(entry.clone(), reason).await else {
                 metric::events_published(1);
                 continue;
             };
             if let Err(error) = self.dead_letter(&entry, &reason).await {
-                tracing::error!(detail = entry.detail().unwrap_or_default(), %reason, %error, "event lost: not published, not dead-lettered");
-                lost.push(entry.detail().unwrap_or_default().to_owned());
+                lost_count += 1;
+                // The detail is this publisher's own JSON: it always names its event.
+                let detail = entry.detail().unwrap_or_default();
+                tracing::error!(detail, %reason, %error, "event lost: not published, not dead-lettered");
+                let id = serde_json::from_str::<Value>(detail)
+                    .ok()
+                    .and_then(|detail| detail["eventId"].as_str().and_then(|id| uuid::Uuid::parse_str(id).ok()));
+                lost.extend(id);
             }
         }
-        metric::events_lost(lost.len());
-        if lost.is_empty() {
-            Ok(())
-        } else {
-            Err(PublishError(format!("{} events could not be dead-lettered", lost.len())))
-        }
+        metric::events_lost(lost_count);
+        lost
     }
 
     /// `None` once the entry is published; the last failure reason otherwise.
