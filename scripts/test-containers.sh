@@ -91,7 +91,8 @@ suite_on_deployed_stack() {
   # is left out here, where it checks nothing the deployed table adds and loads one
   # container past what its transactions answer without conflicts.
   BRAIN2_TEST_STACK=environment BRAIN2_TEST_TABLE="$table" BRAIN2_TEST_EVENT_BUS="$bus" \
-    AWS_ENDPOINT_URL_DYNAMODB="$endpoint" AWS_ENDPOINT_URL_EVENTBRIDGE="$endpoint" AWS_ENDPOINT_URL_SQS="$endpoint" \
+    AWS_ENDPOINT_URL_DYNAMODB="$endpoint" AWS_ENDPOINT_URL_DYNAMODB_STREAMS="$endpoint" \
+    AWS_ENDPOINT_URL_EVENTBRIDGE="$endpoint" AWS_ENDPOINT_URL_SQS="$endpoint" \
     BRAIN2_REQUEST_DEADLINE_MS=60000 \
     cargo test --workspace --test integration -- --skip races::
 }

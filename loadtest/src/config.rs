@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use brain2::flags::Flags;
+use brain2::flags::{EventDelivery, Flags};
 use clap::Parser;
+use clap::ValueEnum as _;
 
 use crate::cloudwatch::Resources;
 use crate::scenarios::ScenarioName;
@@ -20,7 +21,8 @@ pub struct HarnessConfig {
     #[arg(long, env = "TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Profiles, comma-separated: `baseline`, `optimized`, or one of them with one flag
-    /// flipped: `optimized-no_batch_writes`, `baseline-with_read_cache`; `none` measures
+    /// flipped: `optimized-no_batch_writes`, `baseline-with_read_cache`, or another event
+    /// delivery: `optimized-events_outbox`; `none` measures
     /// only the Lambda function's figures.
     #[arg(long, env = "PROFILES", default_value = "baseline,optimized", value_delimiter = ',')]
     pub profiles: Vec<String>,
@@ -170,26 +172,34 @@ impl ProfileSpec {
             other => bail!("unknown profile {other:?}: use optimized or baseline"),
         };
         if let Some(change) = change {
-            let (flag, on) = if let Some(flag) = change.strip_prefix("no_") {
-                (flag, false)
-            } else if let Some(flag) = change.strip_prefix("with_") {
-                (flag, true)
+            flags = if let Some(delivery) = change.strip_prefix("events_") {
+                let delivery = EventDelivery::from_str(delivery, false)
+                    .map_err(|_| anyhow::anyhow!("{name:?}: events are delivered inline, background or outbox"))?;
+                flags.with_event_delivery(delivery)
             } else {
-                bail!("{name:?}: a flipped flag reads `-no_<flag>` or `-with_<flag>`");
+                let (flag, on) = if let Some(flag) = change.strip_prefix("no_") {
+                    (flag, false)
+                } else if let Some(flag) = change.strip_prefix("with_") {
+                    (flag, true)
+                } else {
+                    bail!("{name:?}: a change reads `-no_<flag>`, `-with_<flag>` or `-events_<delivery>`");
+                };
+                flags.with(flag, on).with_context(|| format!("{name:?}: unknown flag {flag:?}"))?
             };
-            flags = flags.with(flag, on).with_context(|| format!("{name:?}: unknown flag {flag:?}"))?;
         }
         Ok(Self { name: name.to_owned(), flags })
     }
 
     /// The environment that gives `brain2 serve` exactly these flags.
     pub fn environment(&self) -> Vec<(String, String)> {
+        let delivery = ("BRAIN2_EVENT_DELIVERY".to_owned(), self.flags.event_delivery.as_str().to_owned());
         self.flags
             .entries()
             .into_iter()
             .map(|(flag, on)| {
                 (format!("BRAIN2_FLAG_{}", flag.to_ascii_uppercase()), if on { "on" } else { "off" }.into())
             })
+            .chain([delivery])
             .collect()
     }
 }
@@ -221,6 +231,10 @@ mod tests {
         assert!(ProfileSpec::parse("optimized-batch_writes").is_err());
         let environment = ProfileSpec::parse("optimized-no_soft_delete").unwrap().environment();
         assert!(environment.contains(&("BRAIN2_FLAG_SOFT_DELETE".into(), "off".into())));
-        assert_eq!(environment.len(), Flags::OPTIMIZED.entries().len());
+        assert_eq!(environment.len(), Flags::OPTIMIZED.entries().len() + 1);
+        let spec = ProfileSpec::parse("optimized-events_outbox").unwrap();
+        assert_eq!(spec.flags, Flags::OPTIMIZED.with_event_delivery(EventDelivery::Outbox));
+        assert!(spec.environment().contains(&("BRAIN2_EVENT_DELIVERY".into(), "outbox".into())));
+        assert!(ProfileSpec::parse("baseline-events_later").is_err());
     }
 }

@@ -16,6 +16,7 @@ pub async fn start(settings: &mut Settings) -> anyhow::Result<(LocalAws, ClientF
     let factory = stack.factory().with_network(settings.adapters.network.clone());
     let provisioned = stack.provision(&settings.adapters.table, &settings.adapters.event_bus).await?;
     settings.adapters.events_dlq_url = Some(provisioned.publish_dlq_url);
+    settings.adapters.stream_failures_queue_url = Some(provisioned.stream_failures_queue_url);
     settings.workers.cleanup_queue_url = Some(provisioned.cleanup_queue_url);
     settings.workers.similarity_queue_url = Some(provisioned.similarity_queue_url);
     Ok((stack, factory))
@@ -26,6 +27,7 @@ pub fn write_env_file(stack: &DevStack, settings: &Settings, path: &Path) -> std
     stack.write_env_file(path)?;
     let queues = [
         ("BRAIN2_EVENTS_DLQ_URL", &settings.adapters.events_dlq_url),
+        ("BRAIN2_STREAM_FAILURES_QUEUE_URL", &settings.adapters.stream_failures_queue_url),
         ("BRAIN2_CLEANUP_QUEUE_URL", &settings.workers.cleanup_queue_url),
         ("BRAIN2_SIMILARITY_QUEUE_URL", &settings.workers.similarity_queue_url),
     ];

@@ -113,6 +113,7 @@ impl LocalAws {
             ("BRAIN2_TABLE", table),
             ("BRAIN2_EVENT_BUS", bus),
             ("BRAIN2_EVENTS_DLQ_URL", provisioned.publish_dlq_url.as_str()),
+            ("BRAIN2_STREAM_FAILURES_QUEUE_URL", provisioned.stream_failures_queue_url.as_str()),
             ("BRAIN2_CLEANUP_QUEUE_URL", provisioned.cleanup_queue_url.as_str()),
             ("BRAIN2_SIMILARITY_QUEUE_URL", provisioned.similarity_queue_url.as_str()),
         ]
@@ -133,6 +134,8 @@ fn endpoints_from_environment() -> Option<EndpointOverrides> {
 pub(crate) fn emulator_environment(endpoints: &EndpointOverrides) -> Vec<(String, String)> {
     let services = [
         ("AWS_ENDPOINT_URL_DYNAMODB", &endpoints.dynamodb),
+        // The table's stream is served where the table is.
+        ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", &endpoints.dynamodb),
         ("AWS_ENDPOINT_URL_EVENTBRIDGE", &endpoints.eventbridge),
         ("AWS_ENDPOINT_URL_SQS", &endpoints.sqs),
     ];

@@ -41,6 +41,8 @@ pub struct Provisioned {
     pub cleanup_queue_url: String,
     /// Note changes for the similarity worker (deletes lower the keyword counters).
     pub similarity_queue_url: String,
+    /// Table stream records the outbox relay could not turn into events.
+    pub stream_failures_queue_url: String,
 }
 
 /// The queues and rules of the local stack; in AWS the infrastructure stack declares the same.
@@ -58,7 +60,14 @@ pub async fn provision(clients: &AwsClients, table: &str, bus: &str) -> Result<P
     let changed = json!({ "source": [EVENT_SOURCE], "detail-type": ["node.created", "node.updated", "node.deleted"] });
     subscribe(clients, bus, "similarity", changed, &similarity_queue_url).await?;
     let publish_dlq_url = create_queue(clients, &format!("{bus}-publish-dlq"), None).await?;
-    Ok(Provisioned { events_queue_url, publish_dlq_url, cleanup_queue_url, similarity_queue_url })
+    let stream_failures_queue_url = create_queue(clients, &format!("{bus}-stream-failures"), None).await?;
+    Ok(Provisioned {
+        events_queue_url,
+        publish_dlq_url,
+        cleanup_queue_url,
+        similarity_queue_url,
+        stream_failures_queue_url,
+    })
 }
 
 /// A queue whose messages move to `<name>-dlq` after repeated failed deliveries.

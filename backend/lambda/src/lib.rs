@@ -7,13 +7,18 @@ use std::io::Write as _;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord as StreamEventRecord};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use axum::Router;
 use brain2::adapters::aws::{ClientFactory, EndpointOverrides, SdkSource, TrustRoots};
+use brain2::adapters::dynamodb::changes::{ChangeKind, TableChange};
+use brain2::adapters::dynamodb::items::Item;
 use brain2::app::cleanup::Cleanup;
 use brain2::bootstrap::{ConfigError, Settings};
 use brain2::http::auth::AuthorizerClaims;
 use brain2::http::middleware::PlatformRequestId;
+use brain2::outbox::Relay;
 use brain2::ports::EventPublisher;
 use brain2::telemetry::{self, metric};
 use brain2::worker::Worker;
@@ -222,6 +227,62 @@ pub async fn run_worker(
             events.flush().await;
             flush_metrics(metrics);
             Ok::<Value, lambda_runtime::Error>(answer)
+        }
+    }))
+    .await
+}
+
+/// A record of a Lambda stream batch as the relay reads it; `None` for a record that is not
+/// a table change (an event name the stream does not use, or no sequence number).
+pub fn table_change(record: StreamEventRecord) -> Option<TableChange> {
+    let kind = ChangeKind::parse(&record.event_name)?;
+    let change = record.change;
+    // Lambda sends an absent image as an empty map.
+    let image = |image: serde_dynamo::Item| {
+        let item = Item::from(image);
+        (!item.is_empty()).then_some(item)
+    };
+    Some(TableChange {
+        record_id: record.event_id,
+        sequence_number: change.sequence_number?,
+        kind,
+        recorded_at: change.approximate_creation_date_time,
+        old_image: image(change.old_image),
+        new_image: image(change.new_image),
+    })
+}
+
+/// Publishes a stream batch's events and answers which record Lambda must deliver again:
+/// the first one whose event was neither published nor dead-lettered (with the records
+/// after it, in order). A record that can never be an event is set aside, not retried.
+pub async fn relay_batch(relay: &Relay, event: StreamEvent) -> DynamoDbEventResponse {
+    let mut changes = Vec::with_capacity(event.records.len());
+    for record in event.records {
+        match table_change(record.clone()) {
+            Some(change) => changes.push(change),
+            None => tracing::warn!(event_id = record.event_id, event_name = record.event_name, "stream record skipped"),
+        }
+    }
+    let outcome = relay.relay(&changes).await;
+    let mut response = DynamoDbEventResponse::default();
+    if let Some(sequence_number) = outcome.retry_from {
+        tracing::warn!(%sequence_number, "stream batch not fully delivered; Lambda delivers it again from this record");
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(sequence_number);
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// Runs the outbox relay in Lambda on the table's stream; its metrics leave before each
+/// invocation returns.
+pub async fn run_relay(relay: Arc<Relay>, metrics: &'static Collector) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<StreamEvent>| {
+        let relay = relay.clone();
+        async move {
+            let response = relay_batch(&relay, event.payload).await;
+            flush_metrics(metrics);
+            Ok::<DynamoDbEventResponse, lambda_runtime::Error>(response)
         }
     }))
     .await

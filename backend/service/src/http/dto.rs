@@ -442,7 +442,7 @@ pub struct ComponentDto {
 }
 
 /// The whole report for an authenticated caller; the status alone for anyone else.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct HealthDto {
     /// `up`, `degraded` or `down` (then with status 503).
     #[schema(pattern = "^(up|degraded|down)$")]
@@ -454,12 +454,17 @@ pub struct HealthDto {
     /// The optimisation flags in force.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub flags: std::collections::BTreeMap<String, bool>,
+    /// How domain events reach the bus: `inline`, `background` or `outbox`.
+    #[serde(rename = "eventDelivery", default, skip_serializing_if = "String::is_empty")]
+    #[schema(pattern = "^(inline|background|outbox)$")]
+    pub event_delivery: String,
 }
 
 impl HealthDto {
     pub fn new(report: &HealthReport, flags: &crate::flags::Flags) -> Self {
         Self {
             flags: flags.entries().into_iter().map(|(name, on)| (name.to_owned(), on)).collect(),
+            event_delivery: flags.event_delivery.as_str().to_owned(),
             status: report.status.as_str().to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             components: report
@@ -477,6 +482,6 @@ impl HealthDto {
 
     /// The status alone: what an anonymous caller may know.
     pub fn summary(self) -> Self {
-        Self { status: self.status, version: String::new(), components: Vec::new(), flags: Default::default() }
+        Self { status: self.status, ..Self::default() }
     }
 }
