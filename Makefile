@@ -105,7 +105,7 @@ CDK_ARGS ?=
 # Function architecture: arm64 (default) or x86_64; the zips are built to match.
 ARCH ?= arm64
 LAMBDA_ZIPS := target/lambda
-LAMBDA_BINS := brain2-lambda brain2-cleanup brain2-similarity
+LAMBDA_BINS := brain2-lambda brain2-cleanup brain2-similarity brain2-events
 CARGO_LAMBDA_VERSION := 1.9.2
 CARGO_LAMBDA_VENV := .venv-cargo-lambda
 CARGO_LAMBDA := $(CARGO_LAMBDA_VENV)/bin/cargo-lambda

@@ -49,3 +49,10 @@ export const SIMILARITY_TABLE_ACCESS: TableAccess = {
   ],
   queriedIndexes: ['keyword'],
 };
+
+export const EVENTS_TABLE_ACCESS: TableAccess = {
+  // Reads the table's stream, never its items: the records carry the item images it turns
+  // into events. The stream read is granted with its event source (compute.ts).
+  tableActions: [],
+  queriedIndexes: [],
+};

@@ -46,9 +46,10 @@ export interface ServicePlane {
 
 /**
  * Brain2 in one stack: the table (schema/table.json), the bus with the workers' queues,
- * the three functions, the REST API, and the dashboards and alarms of dashboards/ and
- * alarms/. Each concern is one construct; later ones (stream consumers, a WebSocket API,
- * a cache, the chat endpoint) take the ones they need as props.
+ * the four functions (the events function consumes the table's stream), the REST API, and
+ * the dashboards and alarms of dashboards/ and alarms/. Each concern is one construct;
+ * later ones (more stream consumers, a WebSocket API, a cache, the chat endpoint) take the
+ * ones they need as props.
  *
  * The `localstack` target builds the table and the messaging alone, with the same
  * constructs, and deploys without `cdk bootstrap` (`synthesizerFor`).
@@ -129,9 +130,11 @@ export class Brain2Stack extends Stack {
       ApiFunctionName: compute.api.function.functionName,
       CleanupFunctionName: compute.cleanup.function.functionName,
       SimilarityFunctionName: compute.similarity.function.functionName,
+      EventsFunctionName: compute.events.function.functionName,
       ApiLogGroupName: compute.api.logGroup.logGroupName,
       CleanupLogGroupName: compute.cleanup.logGroup.logGroupName,
       SimilarityLogGroupName: compute.similarity.logGroup.logGroupName,
+      EventsLogGroupName: compute.events.logGroup.logGroupName,
       ApiAccessLogGroupName: api.accessLogs.logGroupName,
       RestApiName: api.restApi.restApiName,
       StageName: api.stage.stageName,
@@ -148,6 +151,7 @@ export class Brain2Stack extends Stack {
       SimilarityQueueName: messaging.similarity.queue.queueName,
       SimilarityDlqName: messaging.similarity.deadLetterQueue.queueName,
       PublishDlqName: messaging.publishDeadLetterQueue.queueName,
+      StreamFailuresQueueName: messaging.streamFailuresQueue.queueName,
     };
   }
 
@@ -163,6 +167,10 @@ export class Brain2Stack extends Stack {
     });
     new CfnOutput(this, 'EventBusName', { value: messaging.bus.eventBusName });
     new CfnOutput(this, 'PublishDeadLetterQueueUrl', { value: messaging.publishDeadLetterQueue.queueUrl });
+    new CfnOutput(this, 'StreamFailuresQueueUrl', {
+      value: messaging.streamFailuresQueue.queueUrl,
+      description: 'BRAIN2_STREAM_FAILURES_QUEUE_URL: stream records the events function could not publish',
+    });
     if (this.service) {
       this.serviceOutputs(this.service);
     } else {

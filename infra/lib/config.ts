@@ -25,6 +25,20 @@ export type DeployTarget = 'aws' | 'localstack';
 
 export const DEPLOY_TARGETS: readonly DeployTarget[] = ['aws', 'localstack'];
 
+/**
+ * How the service's domain events reach the bus (`BRAIN2_EVENT_DELIVERY` of every function).
+ * - `inline`: the API and the similarity worker put each event on the bus themselves, on
+ *   the request's path;
+ * - `background`: they hand the events to a publisher task of their own process, which
+ *   sends them in batches;
+ * - `outbox`: they write only to the table, and the events function (`brain2-events`) reads
+ *   the table's stream and publishes. Its event source mapping is enabled in this mode
+ *   alone: in the others it would publish every event a second time.
+ */
+export type EventDelivery = 'inline' | 'background' | 'outbox';
+
+export const EVENT_DELIVERIES: readonly EventDelivery[] = ['inline', 'background', 'outbox'];
+
 export interface FunctionSizing {
   readonly memoryMb: number;
   readonly timeoutSeconds: number;
@@ -44,6 +58,8 @@ export interface Brain2Config {
   readonly allowStubAssets: boolean;
   readonly architecture: Architecture;
   readonly authMode: AuthMode;
+  /** See `EventDelivery`. */
+  readonly eventDelivery: EventDelivery;
   /** jwt mode: name of an existing Secrets Manager secret; unset creates one with a generated value. */
   readonly jwtSecretName?: string;
   /** Extra `BRAIN2_*` settings for every function, e.g. `{"BRAIN2_PROFILE":"baseline"}`. */
@@ -59,6 +75,7 @@ export interface Brain2Config {
   readonly api: FunctionSizing;
   readonly cleanup: FunctionSizing;
   readonly similarity: FunctionSizing;
+  readonly events: FunctionSizing;
   /** Subscribed to the alarm topic when given. */
   readonly alarmEmail?: string;
   /** Prefix of runbook links in alarm descriptions, e.g. a repository's web address of docs/runbooks. */
@@ -70,6 +87,8 @@ export const STACK_OWNED_SETTINGS: readonly string[] = [
   'BRAIN2_TABLE',
   'BRAIN2_EVENT_BUS',
   'BRAIN2_EVENTS_DLQ_URL',
+  'BRAIN2_EVENT_DELIVERY',
+  'BRAIN2_STREAM_FAILURES_QUEUE_URL',
   'BRAIN2_AUTH_MODE',
   'BRAIN2_JWT_SECRET',
   'BRAIN2_CLEANUP_GRACE_SECONDS',
@@ -187,6 +206,7 @@ export function readConfig(node: Node): Brain2Config {
     allowStubAssets: context.boolean('allowStubAssets', false),
     architecture: context.oneOf<Architecture>('architecture', 'arm64', ['arm64', 'x86_64']),
     authMode: context.oneOf<AuthMode>('authMode', 'cognito', ['cognito', 'jwt']),
+    eventDelivery: context.oneOf<EventDelivery>('eventDelivery', 'outbox', EVENT_DELIVERIES),
     jwtSecretName: context.optionalString('jwtSecretName'),
     serviceSettings: context.settings('serviceSettings'),
     stageName: context.string('stageName', 'prod'),
@@ -213,6 +233,14 @@ export function readConfig(node: Node): Brain2Config {
       memoryMb: context.integer('similarityMemoryMb', 256, 128, 10240),
       timeoutSeconds: context.integer('similarityTimeoutSeconds', 60, 1, 900),
       reservedConcurrency: workerConcurrency(context, 'similarityReservedConcurrency', 0),
+    },
+    // Fed by the table's stream: one batch at a time per shard (parallelization factor 1),
+    // so it needs as many executions as the stream has shards. None are reserved by default;
+    // a reservation below the shard count leaves shards waiting, and their events late.
+    events: {
+      memoryMb: context.integer('eventsMemoryMb', 256, 128, 10240),
+      timeoutSeconds: context.integer('eventsTimeoutSeconds', 60, 1, 900),
+      reservedConcurrency: context.integer('eventsReservedConcurrency', 0, 0, 1000),
     },
     alarmEmail: context.optionalString('alarmEmail'),
     runbookBaseUrl: context.string('runbookBaseUrl', 'docs/runbooks').replace(/\/+$/, ''),

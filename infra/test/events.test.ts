@@ -3,7 +3,17 @@ import { MAX_RECEIVES } from '../lib/constructs/messaging';
 import { asList, logicalId, ofType, repoFile, synthesize, Synthesized } from './helpers';
 
 let synth: Synthesized;
-let ids: { bus: string; cleanupQueue: string; cleanupDlq: string; similarityQueue: string; similarityDlq: string; publishDlq: string; cleanupRule: string; similarityRule: string };
+let ids: {
+  bus: string;
+  cleanupQueue: string;
+  cleanupDlq: string;
+  similarityQueue: string;
+  similarityDlq: string;
+  publishDlq: string;
+  streamFailures: string;
+  cleanupRule: string;
+  similarityRule: string;
+};
 
 beforeAll(() => {
   synth = synthesize();
@@ -16,6 +26,7 @@ beforeAll(() => {
     similarityQueue: logicalId(stack, m.similarity.queue),
     similarityDlq: logicalId(stack, m.similarity.deadLetterQueue),
     publishDlq: logicalId(stack, m.publishDeadLetterQueue),
+    streamFailures: logicalId(stack, m.streamFailuresQueue),
     cleanupRule: logicalId(stack, m.cleanup.rule),
     similarityRule: logicalId(stack, m.similarity.rule),
   };
@@ -70,15 +81,16 @@ test('cleanup takes node.deleted only; similarity takes every note change', () =
 
 test('every queue is a dead-letter queue or redrives to one after five receives', () => {
   const queues = ofType(synth.json, 'AWS::SQS::Queue');
-  expect(Object.keys(queues)).toHaveLength(5);
+  expect(Object.keys(queues)).toHaveLength(6);
   const deadLetterTargets = new Set(
     Object.values(queues)
       .map((queue) => queue.Properties.RedrivePolicy?.deadLetterTargetArn?.['Fn::GetAtt']?.[0])
       .filter(Boolean),
   );
-  // The publisher's dead-letter queue is written to by the service itself (BRAIN2_EVENTS_DLQ_URL).
-  const deadLetterQueues = new Set([...deadLetterTargets, ids.publishDlq]);
-  expect(deadLetterQueues).toEqual(new Set([ids.cleanupDlq, ids.similarityDlq, ids.publishDlq]));
+  // The publisher's dead-letter queue is written to by the service itself (BRAIN2_EVENTS_DLQ_URL),
+  // the stream failures queue by the events function and its event source mapping.
+  const deadLetterQueues = new Set([...deadLetterTargets, ids.publishDlq, ids.streamFailures]);
+  expect(deadLetterQueues).toEqual(new Set([ids.cleanupDlq, ids.similarityDlq, ids.publishDlq, ids.streamFailures]));
   for (const [id, queue] of Object.entries(queues)) {
     if (deadLetterQueues.has(id)) {
       expect(queue.Properties.RedrivePolicy).toBeUndefined();
@@ -110,8 +122,22 @@ test('every queue is encrypted with SQS-managed keys and refuses requests withou
 
 test('queue names follow docs/events.md: <bus>-cleanup, <bus>-cleanup-dlq, <bus>-similarity, <bus>-similarity-dlq', () => {
   const names = Object.values(ofType(synth.json, 'AWS::SQS::Queue')).map((queue) => queue.Properties.QueueName).sort();
-  expect(names).toEqual(['brain2-cleanup', 'brain2-cleanup-dlq', 'brain2-publish-dlq', 'brain2-similarity', 'brain2-similarity-dlq']);
+  expect(names).toEqual([
+    'brain2-cleanup',
+    'brain2-cleanup-dlq',
+    'brain2-publish-dlq',
+    'brain2-similarity',
+    'brain2-similarity-dlq',
+    'brain2-stream-failures',
+  ]);
   const docs = repoFile('docs', 'events.md');
   expect(docs).toContain('`<bus>-cleanup-dlq`');
   expect(docs).toContain('`<bus>-similarity-dlq`');
+});
+
+test('the stream failures queue lets in no service principal: the events function sends with its role, Lambda with the function\'s', () => {
+  const statements = Object.values(ofType(synth.json, 'AWS::SQS::QueuePolicy'))
+    .filter((policy) => policy.Properties.Queues.some((q: any) => q.Ref === ids.streamFailures))
+    .flatMap((policy) => policy.Properties.PolicyDocument.Statement);
+  expect(statements.filter((s: any) => s.Effect === 'Allow')).toEqual([]);
 });

@@ -1,12 +1,28 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Match } from 'aws-cdk-lib/assertions';
-import { SWEEP_EVENT } from '../lib/constructs/compute';
+import { EVENTS_TABLE_ACCESS } from '../lib/access';
+import { EVENT_DELIVERIES } from '../lib/config';
+import { STREAM_ENTITIES, SWEEP_EVENT } from '../lib/constructs/compute';
 import { asList, logicalId, ofType, repoFile, roleStatements, serviceOf, synthesize, Synthesized, tempDir } from './helpers';
-import { serviceSettings } from './service-source';
+import { lambdaBinaries, OUTBOX_NAMES, outboxInService, serviceSettings } from './service-source';
+
+type FunctionKey = 'api' | 'cleanup' | 'similarity' | 'events';
+const FUNCTIONS: readonly FunctionKey[] = ['api', 'cleanup', 'similarity', 'events'];
 
 let synth: Synthesized;
-let ids: { api: string; cleanup: string; similarity: string; table: string; bus: string; publishDlq: string; cleanupQueue: string; similarityQueue: string };
+let ids: {
+  api: string;
+  cleanup: string;
+  similarity: string;
+  events: string;
+  table: string;
+  bus: string;
+  publishDlq: string;
+  streamFailures: string;
+  cleanupQueue: string;
+  similarityQueue: string;
+};
 
 beforeAll(() => {
   synth = synthesize();
@@ -16,19 +32,21 @@ beforeAll(() => {
     api: logicalId(stack, compute.api.function),
     cleanup: logicalId(stack, compute.cleanup.function),
     similarity: logicalId(stack, compute.similarity.function),
+    events: logicalId(stack, compute.events.function),
     table: logicalId(stack, stack.data.table),
     bus: logicalId(stack, stack.messaging.bus),
     publishDlq: logicalId(stack, stack.messaging.publishDeadLetterQueue),
+    streamFailures: logicalId(stack, stack.messaging.streamFailuresQueue),
     cleanupQueue: logicalId(stack, stack.messaging.cleanup.queue),
     similarityQueue: logicalId(stack, stack.messaging.similarity.queue),
   };
 });
 
-function fn(key: 'api' | 'cleanup' | 'similarity'): any {
+function fn(key: FunctionKey): any {
   return synth.json.Resources[ids[key]];
 }
 
-function statementsOf(key: 'api' | 'cleanup' | 'similarity'): any[] {
+function statementsOf(key: FunctionKey): any[] {
   return roleStatements(synth.json, fn(key).Properties.Role['Fn::GetAtt'][0]);
 }
 
@@ -43,10 +61,15 @@ function allActions(statements: any[]): string[] {
 }
 
 test('each function runs its cargo binary on provided.al2023, arm64, with active tracing', () => {
-  const binaries = { api: 'brain2-lambda', cleanup: 'brain2-cleanup', similarity: 'brain2-similarity' };
-  const cargo = repoFile('backend', 'lambda', 'Cargo.toml');
-  for (const [key, binary] of Object.entries(binaries) as ['api' | 'cleanup' | 'similarity', string][]) {
-    expect(cargo).toContain(`name = "${binary}"`);
+  const binaries: Record<FunctionKey, string> = {
+    api: 'brain2-lambda',
+    cleanup: 'brain2-cleanup',
+    similarity: 'brain2-similarity',
+    events: OUTBOX_NAMES.binary,
+  };
+  for (const [key, binary] of Object.entries(binaries) as [FunctionKey, string][]) {
+    // brain2-events is checked against backend/lambda from the commit that declares it.
+    if (binary !== OUTBOX_NAMES.binary || outboxInService()) expect(lambdaBinaries()).toContain(binary);
     const props = fn(key).Properties;
     expect(props.Runtime).toBe('provided.al2023');
     expect(props.Architectures).toEqual(['arm64']);
@@ -54,13 +77,30 @@ test('each function runs its cargo binary on provided.al2023, arm64, with active
     expect(props.TracingConfig).toEqual({ Mode: 'Active' });
     expect(props.Description).toContain(`(${binary})`);
   }
-  expect(serviceOf(synth).assets.stubs).toEqual(['brain2-lambda', 'brain2-cleanup', 'brain2-similarity']);
+  expect(serviceOf(synth).assets.stubs).toEqual(['brain2-lambda', 'brain2-cleanup', 'brain2-similarity', 'brain2-events']);
+  expect(serviceOf(synth).compute.all.map((f) => logicalId(synth.stack, f.function))).toEqual(FUNCTIONS.map((key) => ids[key]));
+});
+
+test('make lambda-zips checks a zip for every function the stack deploys', () => {
+  const line = repoFile('Makefile').match(/^LAMBDA_BINS := (.*)$/m);
+  expect(line).not.toBeNull();
+  expect(line![1].split(/\s+/).sort()).toEqual([...serviceOf(synth).assets.stubs].sort());
 });
 
 test('sizes, timeouts and reserved concurrency are set per function', () => {
   expect(fn('api').Properties).toMatchObject({ MemorySize: 512, Timeout: 25, ReservedConcurrentExecutions: 50 });
   expect(fn('cleanup').Properties).toMatchObject({ MemorySize: 256, Timeout: 120, ReservedConcurrentExecutions: 5 });
   expect(fn('similarity').Properties).toMatchObject({ MemorySize: 256, Timeout: 60, ReservedConcurrentExecutions: 5 });
+  // The events function runs one execution per shard, from the shared pool unless told otherwise.
+  expect(fn('events').Properties).toMatchObject({ MemorySize: 256, Timeout: 60 });
+  expect(fn('events').Properties.ReservedConcurrentExecutions).toBeUndefined();
+  const events = synthesize({ eventsMemoryMb: '512', eventsTimeoutSeconds: '120', eventsReservedConcurrency: '4' });
+  expect(events.json.Resources[logicalId(events.stack, serviceOf(events).compute.events.function)].Properties).toMatchObject({
+    MemorySize: 512,
+    Timeout: 120,
+    ReservedConcurrentExecutions: 4,
+  });
+  expect(() => synthesize({ eventsTimeoutSeconds: '901' })).toThrow(/context eventsTimeoutSeconds must be an integer from 1 to 900/);
   const other = synthesize({ apiMemoryMb: '1024', architecture: 'x86_64', apiReservedConcurrency: '0' });
   const api = other.json.Resources[logicalId(other.stack, serviceOf(other).compute.api.function)].Properties;
   expect(api.MemorySize).toBe(1024);
@@ -75,7 +115,7 @@ test('sizes, timeouts and reserved concurrency are set per function', () => {
 
 test('each function logs to its own log group with a retention', () => {
   const groups = ofType(synth.json, 'AWS::Logs::LogGroup');
-  for (const key of ['api', 'cleanup', 'similarity'] as const) {
+  for (const key of FUNCTIONS) {
     const groupId = fn(key).Properties.LoggingConfig.LogGroup.Ref;
     expect(groups[groupId].Properties.RetentionInDays).toBe(30);
     expect(groups[groupId].Properties.LogGroupName).toBe(`/aws/lambda/${fn(key).Properties.FunctionName}`);
@@ -84,12 +124,13 @@ test('each function logs to its own log group with a retention', () => {
 
 test('the environment names the stack\'s own table, bus and dead-letter queue, and only settings the service reads', () => {
   const known = serviceSettings();
-  for (const key of ['api', 'cleanup', 'similarity'] as const) {
+  for (const key of FUNCTIONS) {
     const env = fn(key).Properties.Environment.Variables;
-    for (const name of Object.keys(env)) expect(known).toContain(name);
+    for (const name of Object.keys(env)) expect({ key, name, known: known.has(name) }).toEqual({ key, name, known: true });
     expect(env.BRAIN2_TABLE).toEqual({ Ref: ids.table });
     expect(env.BRAIN2_EVENT_BUS).toEqual({ Ref: ids.bus });
     expect(env.BRAIN2_PROFILE).toBe('optimized');
+    expect(env.BRAIN2_EVENT_DELIVERY).toBe('outbox');
     expect(env.BRAIN2_SIM_RTT_MS).toBeUndefined();
     expect(env.BRAIN2_FAULTS).toBeUndefined();
   }
@@ -108,6 +149,43 @@ test('the environment names the stack\'s own table, bus and dead-letter queue, a
   // The workers authenticate nobody and must start without a token secret.
   expect(cleanup.BRAIN2_AUTH_MODE).toBe('apigateway');
   expect(similarity.BRAIN2_AUTH_MODE).toBe('apigateway');
+  expect(cleanup.BRAIN2_STREAM_FAILURES_QUEUE_URL).toBeUndefined();
+  expect(similarity.BRAIN2_STREAM_FAILURES_QUEUE_URL).toBeUndefined();
+  // The events function publishes (bus, publisher's dead-letter queue), sends what it cannot
+  // publish to the stream failures queue, and authenticates nobody.
+  expect(fn('events').Properties.Environment.Variables).toEqual({
+    BRAIN2_TABLE: { Ref: ids.table },
+    BRAIN2_EVENT_BUS: { Ref: ids.bus },
+    BRAIN2_PROFILE: 'optimized',
+    BRAIN2_EVENT_DELIVERY: 'outbox',
+    BRAIN2_EVENTS_DLQ_URL: { Ref: ids.publishDlq },
+    BRAIN2_AUTH_MODE: 'apigateway',
+    BRAIN2_STREAM_FAILURES_QUEUE_URL: { Ref: ids.streamFailures },
+  });
+});
+
+describe('eventDelivery', () => {
+  test('is outbox unless set, one of inline, background, outbox, and reaches every function', () => {
+    expect(EVENT_DELIVERIES).toEqual(['inline', 'background', 'outbox']);
+    for (const mode of ['inline', 'background'] as const) {
+      const other = synthesize({ eventDelivery: mode });
+      const functions = Object.values(ofType(other.json, 'AWS::Lambda::Function'));
+      expect(functions).toHaveLength(4);
+      for (const f of functions) expect(f.Properties.Environment.Variables.BRAIN2_EVENT_DELIVERY).toBe(mode);
+    }
+  });
+
+  test('a value not among them fails the synth, naming the setting and the values it takes', () => {
+    expect(() => synthesize({ eventDelivery: 'stream' })).toThrow(
+      'context eventDelivery must be one of inline, background, outbox, got stream',
+    );
+  });
+
+  test('is the stack\'s to set: serviceSettings may not set the delivery or the failures queue', () => {
+    for (const name of OUTBOX_NAMES.settings) {
+      expect(() => synthesize({ serviceSettings: JSON.stringify({ [name]: 'inline' }) })).toThrow(/set by the stack/);
+    }
+  });
 });
 
 test('serviceSettings adds service settings and refuses what the stack owns or Lambda refuses', () => {
@@ -121,20 +199,26 @@ test('serviceSettings adds service settings and refuses what the stack owns or L
 });
 
 describe('IAM: each function gets what its code calls and nothing else', () => {
-  test('no statement of any role has a "*" resource, except the X-Ray actions tracing needs', () => {
+  // Actions that support no resource-level permissions: X-Ray's for tracing, and
+  // dynamodb:ListStreams, which the stream event source grants (it lists stream ARNs, no data).
+  const unscoped = (action: string) => action.startsWith('xray:') || action === 'dynamodb:ListStreams';
+
+  test('no statement of any role has a "*" resource, except for actions that support no resource-level permissions', () => {
     for (const policy of Object.values(ofType(synth.json, 'AWS::IAM::Policy'))) {
       for (const statement of policy.Properties.PolicyDocument.Statement) {
         if (asList(statement.Resource).includes('*')) {
-          expect(asList(statement.Action).every((action: string) => action.startsWith('xray:'))).toBe(true);
+          expect(asList(statement.Action).every(unscoped)).toBe(true);
         }
       }
     }
+    // ListStreams only for the stream's reader.
+    for (const key of ['api', 'cleanup', 'similarity'] as const) expect(allActions(statementsOf(key))).not.toContain('dynamodb:ListStreams');
   });
 
-  test('DynamoDB actions name the table or one of its indexes, never a wildcard', () => {
-    for (const key of ['api', 'cleanup', 'similarity'] as const) {
+  test('DynamoDB actions name the table, one of its indexes or its stream, never a wildcard', () => {
+    for (const key of FUNCTIONS) {
       for (const statement of statementsOf(key)) {
-        const actions = asList(statement.Action) as string[];
+        const actions = (asList(statement.Action) as string[]).filter((action) => !unscoped(action));
         if (!actions.some((action) => action.startsWith('dynamodb:'))) continue;
         expect(actions).not.toContain('dynamodb:*');
         for (const resource of asList(statement.Resource)) {
@@ -184,8 +268,34 @@ describe('IAM: each function gets what its code calls and nothing else', () => {
     expect(indexes).not.toContain('/index/DeletionQueue');
   });
 
+  test('events reads the table\'s stream, publishes, and sends to the two failure queues; it touches no item', () => {
+    const statements = statementsOf('events');
+    const stream = { 'Fn::GetAtt': [ids.table, 'StreamArn'] };
+    const on = (resource: unknown) =>
+      statements.filter((s) => asList(s.Resource).some((r) => JSON.stringify(r) === JSON.stringify(resource))).flatMap((s) => asList(s.Action));
+    expect(on(stream).sort()).toEqual(['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator']);
+    expect(on('*')).toContain('dynamodb:ListStreams');
+    expect(on({ 'Fn::GetAtt': [ids.table, 'Arn'] })).toEqual([]);
+    expect(JSON.stringify(statements)).not.toContain('/index/');
+    expect(allActions(statements).filter((action) => action.startsWith('dynamodb:')).sort()).toEqual([
+      'dynamodb:DescribeStream',
+      'dynamodb:GetRecords',
+      'dynamodb:GetShardIterator',
+      'dynamodb:ListStreams',
+    ]);
+    expect(EVENTS_TABLE_ACCESS).toEqual({ tableActions: [], queriedIndexes: [] });
+    expect(actionsOn(statements, ids.bus)).toEqual(['events:PutEvents']);
+    expect(actionsOn(statements, ids.publishDlq)).toContain('sqs:SendMessage');
+    expect(actionsOn(statements, ids.streamFailures)).toContain('sqs:SendMessage');
+    expect(allActions(statements)).not.toContain('sqs:ReceiveMessage');
+    expect(actionsOn(statements, ids.cleanupQueue)).toEqual([]);
+    expect(actionsOn(statements, ids.similarityQueue)).toEqual([]);
+    // Nobody else may send to the stream failures queue.
+    for (const key of ['api', 'cleanup', 'similarity'] as const) expect(actionsOn(statementsOf(key), ids.streamFailures)).toEqual([]);
+  });
+
   test('function roles carry no managed policies', () => {
-    for (const key of ['api', 'cleanup', 'similarity'] as const) {
+    for (const key of FUNCTIONS) {
       const role = synth.json.Resources[fn(key).Properties.Role['Fn::GetAtt'][0]];
       expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     }
@@ -193,7 +303,9 @@ describe('IAM: each function gets what its code calls and nothing else', () => {
 });
 
 test('queue-fed functions report partial batch failures and never poll more than they may run', () => {
-  const mappings = Object.values(ofType(synth.json, 'AWS::Lambda::EventSourceMapping'));
+  const all = Object.values(ofType(synth.json, 'AWS::Lambda::EventSourceMapping'));
+  expect(all).toHaveLength(3);
+  const mappings = all.filter((mapping) => mapping.Properties.FunctionName.Ref !== ids.events);
   expect(mappings).toHaveLength(2);
   for (const mapping of mappings) {
     expect(mapping.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
@@ -204,6 +316,60 @@ test('queue-fed functions report partial batch failures and never poll more than
   // One execution of cleanup stays free for the scheduled sweep.
   expect(byFunction(ids.cleanup).ScalingConfig).toEqual({ MaximumConcurrency: 4 });
   expect(byFunction(ids.similarity).ScalingConfig).toEqual({ MaximumConcurrency: 5 });
+});
+
+describe('the events function\'s stream event source', () => {
+  function streamMapping(of: Synthesized): any {
+    const events = logicalId(of.stack, serviceOf(of).compute.events.function);
+    const mappings = Object.values(ofType(of.json, 'AWS::Lambda::EventSourceMapping')).filter(
+      (mapping) => mapping.Properties.FunctionName.Ref === events,
+    );
+    expect(mappings).toHaveLength(1);
+    return mappings[0].Properties;
+  }
+
+  test('reads the table\'s stream from its oldest record, in batches of 100, retried from the first failed record', () => {
+    const { FilterCriteria, ...settings } = streamMapping(synth);
+    expect(settings).toEqual({
+      FunctionName: { Ref: ids.events },
+      EventSourceArn: { 'Fn::GetAtt': [ids.table, 'StreamArn'] },
+      Enabled: true,
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 100,
+      BisectBatchOnFunctionError: true,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      MaximumRetryAttempts: 10,
+      MaximumRecordAgeInSeconds: 3600,
+      ParallelizationFactor: 1,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [ids.streamFailures, 'Arn'] } } },
+    });
+    expect(FilterCriteria).toBeDefined();
+  });
+
+  test('only node and edge items invoke it: written (new image) or deleted (old image)', () => {
+    const patterns = streamMapping(synth).FilterCriteria.Filters.map((filter: any) => JSON.parse(filter.Pattern));
+    expect(patterns).toEqual([
+      { dynamodb: { NewImage: { entity: { S: ['node', 'edge'] } } } },
+      { dynamodb: { OldImage: { entity: { S: ['node', 'edge'] } } } },
+    ]);
+    // The service's own names for these items (backend/service/src/adapters/dynamodb/items.rs).
+    const items = repoFile('backend', 'service', 'src', 'adapters', 'dynamodb', 'items.rs');
+    expect(STREAM_ENTITIES).toEqual(['node', 'edge']);
+    expect(items).toContain('pub const ENTITY_NODE: &str = "node";');
+    expect(items).toContain('pub const ENTITY_EDGE: &str = "edge";');
+    // The attribute the service reads an item's kind from.
+    expect(items).toContain('item.get("entity")');
+  });
+
+  test.each(['inline', 'background'])('is disabled with eventDelivery %s, where the functions publish themselves', (mode) => {
+    const other = synthesize({ eventDelivery: mode });
+    const mapping = streamMapping(other);
+    expect(mapping.Enabled).toBe(false);
+    // Otherwise the same: enabling it again is a settings change, not a new mapping.
+    const { Enabled: _enabled, ...rest } = mapping;
+    const { Enabled: _default, ...expected } = streamMapping(synth);
+    expect(rest).toEqual(expected);
+  });
 });
 
 test('worker queues stay invisible for six times their function\'s timeout', () => {
@@ -244,7 +410,7 @@ describe('function code', () => {
 
   test('with the zips of cargo lambda, each function uses its own zip and no stub', () => {
     const assets = tempDir('brain2-zips-');
-    for (const binary of ['brain2-lambda', 'brain2-cleanup', 'brain2-similarity']) {
+    for (const binary of ['brain2-lambda', 'brain2-cleanup', 'brain2-similarity', 'brain2-events']) {
       fs.mkdirSync(path.join(assets, binary));
       fs.writeFileSync(path.join(assets, binary, 'bootstrap.zip'), `zip of ${binary}`);
     }
@@ -252,7 +418,7 @@ describe('function code', () => {
     expect(serviceOf(built).assets.stubs).toEqual([]);
     expect(built.json.Rules?.RefuseStubAssets).toBeUndefined();
     const keys = Object.values(ofType(built.json, 'AWS::Lambda::Function')).map((f) => JSON.stringify(f.Properties.Code.S3Key));
-    expect(new Set(keys).size).toBe(3);
+    expect(new Set(keys).size).toBe(4);
   });
 });
 
@@ -282,7 +448,7 @@ describe('jwt mode', () => {
   });
 
   test('the workers get no secret in any mode', () => {
-    for (const worker of [serviceOf(jwt).compute.cleanup, serviceOf(jwt).compute.similarity]) {
+    for (const worker of [serviceOf(jwt).compute.cleanup, serviceOf(jwt).compute.similarity, serviceOf(jwt).compute.events]) {
       const env = jwt.json.Resources[logicalId(jwt.stack, worker.function)].Properties.Environment.Variables;
       expect(env.BRAIN2_JWT_SECRET).toBeUndefined();
     }

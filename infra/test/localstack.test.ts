@@ -85,7 +85,7 @@ test('the bus and both rules, with the aws target\'s event patterns and queue ta
   }
 });
 
-test('the five queues with their redrive policies and queue policies, as on the aws target', () => {
+test('the six queues with their redrive policies and queue policies, as on the aws target', () => {
   const queues = ofType(local.json, 'AWS::SQS::Queue');
   const m = local.stack.messaging;
   expect(Object.keys(queues).sort()).toEqual(m.queues.map((queue) => logicalId(local.stack, queue)).sort());
@@ -96,7 +96,7 @@ test('the five queues with their redrive policies and queue policies, as on the 
       maxReceiveCount: MAX_RECEIVES,
     });
   }
-  for (const deadLetterQueue of [m.cleanup.deadLetterQueue, m.similarity.deadLetterQueue, m.publishDeadLetterQueue]) {
+  for (const deadLetterQueue of [m.cleanup.deadLetterQueue, m.similarity.deadLetterQueue, m.publishDeadLetterQueue, m.streamFailuresQueue]) {
     expect(queues[logicalId(local.stack, deadLetterQueue)].Properties.RedrivePolicy).toBeUndefined();
   }
   for (const type of ['AWS::SQS::Queue', 'AWS::SQS::QueuePolicy']) {
@@ -120,6 +120,8 @@ test('outputs: the table, the bus and every queue, for a script to read from cdk
     SimilarityQueueUrl: ref(m.similarity.queue),
     SimilarityDeadLetterQueueUrl: ref(m.similarity.deadLetterQueue),
     PublishDeadLetterQueueUrl: ref(m.publishDeadLetterQueue),
+    // Where whatever plays the events function's part sends the records it cannot publish.
+    StreamFailuresQueueUrl: ref(m.streamFailuresQueue),
   });
 });
 
@@ -134,6 +136,7 @@ test('the aws target keeps its outputs, and gets none of the worker queues\' (it
       'PublishDeadLetterQueueUrl',
       'RestApiName',
       'StageName',
+      'StreamFailuresQueueUrl',
       'TableName',
       'UserPoolClientId',
       'UserPoolId',

@@ -58,6 +58,7 @@ describe('alarms', () => {
       'api-function-error-rate',
       'cleanup-function-error-rate',
       'similarity-function-error-rate',
+      'events-function-error-rate',
       'lambda-throttles',
       'api-5xx-rate',
       'api-p99-latency',
@@ -70,6 +71,8 @@ describe('alarms', () => {
       'cleanup-dlq-depth',
       'similarity-dlq-depth',
       'publish-dlq-depth',
+      'stream-failures-depth',
+      'events-stream-iterator-age',
       'node-create-p99-latency',
       'api-cache-hit-rate',
     ]) {
@@ -147,7 +150,7 @@ describe('alarms', () => {
 
   test('every dead-letter queue has its own depth alarm', () => {
     const m = synth.stack.messaging;
-    for (const queue of [m.cleanup.deadLetterQueue, m.similarity.deadLetterQueue, m.publishDeadLetterQueue]) {
+    for (const queue of [m.cleanup.deadLetterQueue, m.similarity.deadLetterQueue, m.publishDeadLetterQueue, m.streamFailuresQueue]) {
       const id = logicalId(synth.stack, queue);
       const matching = Object.values(templateAlarms).filter(
         (alarm) =>
@@ -181,6 +184,64 @@ describe('alarms', () => {
     expect(spec.statistic).toBe('p99');
     expect(spec.threshold).toBe(0.1);
     expect(routerRoutes()).toContainEqual({ path: '/api/v1/nodes', methods: expect.arrayContaining(['POST']) });
+  });
+
+  test('every function has an error-rate alarm (Errors / Invocations) and counts in lambda-throttles', () => {
+    const { compute } = serviceOf(synth);
+    const throttles = templateAlarms['brain2-lambda-throttles'];
+    for (const fn of compute.all) {
+      const name = { Ref: logicalId(synth.stack, fn.function) };
+      const dimensions = [{ Name: 'FunctionName', Value: name }];
+      const errorRates = Object.values(templateAlarms).filter((alarm) => {
+        const inputs = (alarm.Metrics ?? []).filter((m: any) => m.MetricStat);
+        const on = (metric: string) =>
+          inputs.some((m: any) => m.MetricStat.Metric.MetricName === metric && JSON.stringify(m.MetricStat.Metric.Dimensions) === JSON.stringify(dimensions));
+        return on('Errors') && on('Invocations');
+      });
+      expect({ fn: fn.node.id, errorRateAlarms: errorRates.length }).toEqual({ fn: fn.node.id, errorRateAlarms: 1 });
+      const throttled = throttles.Metrics.filter((m: any) => m.MetricStat?.Metric.MetricName === 'Throttles')
+        .map((m: any) => JSON.stringify(m.MetricStat.Metric.Dimensions));
+      expect(throttled).toContain(JSON.stringify(dimensions));
+    }
+  });
+
+  test('events-lost counts every function that publishes', () => {
+    const { compute } = serviceOf(synth);
+    const lost = templateAlarms['brain2-events-lost'];
+    const counted = lost.Metrics.filter((m: any) => m.MetricStat).map((m: any) => JSON.stringify(m.MetricStat.Metric.Dimensions));
+    for (const publisher of [compute.api, compute.similarity, compute.events]) {
+      expect(counted).toContain(JSON.stringify([{ Name: 'Function', Value: { Ref: logicalId(synth.stack, publisher.function) } }]));
+    }
+    const expression = lost.Metrics.find((m: any) => m.Expression).Expression as string;
+    for (const m of lost.Metrics.filter((m: any) => m.MetricStat)) expect(expression).toContain(`FILL(${m.Id}, 0)`);
+  });
+
+  test('the events function\'s stream: iterator age above 60 s for five minutes in a row', () => {
+    const alarm = templateAlarms['brain2-events-stream-iterator-age'];
+    const events = logicalId(synth.stack, serviceOf(synth).compute.events.function);
+    expect(alarm).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      MetricName: 'IteratorAge',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: events } }],
+      Statistic: 'Maximum',
+      Period: 60,
+      EvaluationPeriods: 5,
+      Threshold: 60000,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+    expect(alarm.DatapointsToAlarm).toBeUndefined();
+  });
+
+  test('the stream failures queue: any visible message', () => {
+    const queue = logicalId(synth.stack, synth.stack.messaging.streamFailuresQueue);
+    expect(templateAlarms['brain2-stream-failures-depth']).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queue, 'QueueName'] } }],
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      AlarmDescription: expect.stringContaining('[critical]'),
+    });
   });
 
   test('alarm dimensions name resources of the stack', () => {
@@ -289,13 +350,42 @@ describe('dashboards', () => {
 
   test.each([
     ['api', ['"Count"', '"4XXError"', '"5XXError"', '"Latency"', '"p50"', '"p99"', '"CacheHitCount"', '"CacheMissCount"']],
-    ['lambda', ['"Duration"', '"p50"', '"p99"', '@initDuration', '"Errors"', '"Throttles"', '"ConcurrentExecutions"']],
+    ['lambda', ['"Duration"', '"p50"', '"p99"', '@initDuration', '"Errors"', '"Throttles"', '"ConcurrentExecutions"', '${EventsFunctionName}', '${EventsLogGroupName}']],
     ['dynamodb', ['ConsumedReadCapacityUnits', 'ConsumedWriteCapacityUnits', 'ThrottledRequests', 'SuccessfulRequestLatency', 'UserErrors', 'SystemErrors']],
-    ['events', ['PutEventsApproximateCallCount', 'FailedInvocations', 'ApproximateNumberOfMessagesVisible', 'ApproximateAgeOfOldestMessage', '${CleanupDlqName}', '${SimilarityDlqName}', '${PublishDlqName}']],
+    [
+      'events',
+      [
+        'PutEventsApproximateCallCount',
+        'FailedInvocations',
+        'ApproximateNumberOfMessagesVisible',
+        'ApproximateAgeOfOldestMessage',
+        '${CleanupDlqName}',
+        '${SimilarityDlqName}',
+        '${PublishDlqName}',
+        '"IteratorAge"',
+        '${EventsFunctionName}',
+        'brain2_stream_records_failed_total',
+        '${StreamFailuresQueueName}',
+      ],
+    ],
     ['service', ['brain2_aws_calls_total', 'brain2_http_requests_total', 'brain2_cache_lookups_total', 'brain2_events_dead_lettered_total']],
   ])('the %s dashboard shows what on-call needs', (name, wanted) => {
     const text = fs.readFileSync(path.join(DASHBOARDS_DIR, `${name}.json`), 'utf8');
-    for (const item of wanted) expect(text).toContain(item);
+    for (const item of wanted as string[]) expect(text).toContain(item);
+  });
+
+  test('the events dashboard shows the events function\'s stream: iterator age, invocations, errors, failed records, failures queue', () => {
+    const body = JSON.parse(fs.readFileSync(path.join(DASHBOARDS_DIR, 'events.json'), 'utf8'));
+    const rows = body.widgets
+      .filter((w: any) => w.type === 'metric')
+      .flatMap((w: any) => w.properties.metrics.map((row: any[]) => ({ row, stat: row[row.length - 1]?.stat ?? w.properties.stat })));
+    const shown = (namespace: string, metric: string, dimension: string, value: string, stat: string) =>
+      rows.some(({ row, stat: s }: any) => row[0] === namespace && row[1] === metric && row[2] === dimension && row[3] === value && s === stat);
+    expect(shown('AWS/Lambda', 'IteratorAge', 'FunctionName', '${EventsFunctionName}', 'Maximum')).toBe(true);
+    expect(shown('AWS/Lambda', 'Invocations', 'FunctionName', '${EventsFunctionName}', 'Sum')).toBe(true);
+    expect(shown('AWS/Lambda', 'Errors', 'FunctionName', '${EventsFunctionName}', 'Sum')).toBe(true);
+    expect(shown('Brain2', 'brain2_stream_records_failed_total', 'Function', '${EventsFunctionName}', 'Sum')).toBe(true);
+    expect(shown('AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', '${StreamFailuresQueueName}', 'Maximum')).toBe(true);
   });
 });
 

@@ -2,10 +2,11 @@ import { Duration } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as lambdaEvents from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { API_TABLE_ACCESS, CLEANUP_TABLE_ACCESS, SIMILARITY_TABLE_ACCESS, TableAccess } from '../access';
+import { API_TABLE_ACCESS, CLEANUP_TABLE_ACCESS, EVENTS_TABLE_ACCESS, SIMILARITY_TABLE_ACCESS, TableAccess } from '../access';
 import { LambdaAssets } from '../assets';
 import { Brain2Config, FunctionSizing, SWEEP_SLOTS, requestDeadlineMs } from '../config';
 import { indexNamed } from '../schema';
@@ -19,6 +20,30 @@ const WORKER_BATCH_SIZE = 10;
 
 /** What the scheduled rule sends the cleanup function: anything but an SQS batch means "sweep". */
 export const SWEEP_EVENT = { sweep: 'deletion-queue' };
+
+/**
+ * How the events function reads the table's stream. A batch is retried (halved each time,
+ * and from the first record the function reports as failed) up to `retryAttempts` times or
+ * until its oldest record is `maxRecordAge` old; then Lambda sends what it gave up on (the
+ * shard and the sequence numbers, not the records) to the stream failures queue and moves on.
+ */
+export const STREAM_CONSUMER = {
+  startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+  batchSize: 100,
+  bisectBatchOnError: true,
+  reportBatchItemFailures: true,
+  retryAttempts: 10,
+  maxRecordAge: Duration.hours(1),
+  parallelizationFactor: 1,
+} as const;
+
+/**
+ * The items that yield an event: nodes and edges, `entity` in the service's items
+ * (backend/service/src/adapters/dynamodb/items.rs). A record whose new image (a write) or
+ * old image (a delete) is one of them invokes the function; postings, counters and the
+ * applied-event items never do.
+ */
+export const STREAM_ENTITIES: readonly string[] = ['node', 'edge'];
 
 export interface ComputeProps {
   readonly config: Brain2Config;
@@ -34,19 +59,25 @@ export function visibilityTimeout(sizing: FunctionSizing): Duration {
 }
 
 /**
- * The three functions of backend/lambda and what each may touch:
+ * The four functions of backend/lambda and what each may touch:
  * - the API (`brain2-lambda`): the table, PutEvents on the bus, the publisher's
  *   dead-letter queue;
  * - cleanup (`brain2-cleanup`): the table and its queue, plus a scheduled sweep of the
  *   DeletionQueue index for deletes whose message never came;
  * - similarity (`brain2-similarity`): the table and its queue, and, because it announces
- *   the edges it draws (`edge.created`), PutEvents and the publisher's dead-letter queue.
- * Queue-fed functions report partial batch failures, so only failed messages return.
+ *   the edges it draws (`edge.created`), PutEvents and the publisher's dead-letter queue;
+ * - events (`brain2-events`): the table's stream (no item), PutEvents, the publisher's
+ *   dead-letter queue and the stream failures queue. It publishes the events of node and
+ *   edge writes when the service delivers them through the table (`eventDelivery` `outbox`);
+ *   in the other modes its stream event source is disabled.
+ * Every function gets the delivery mode (`BRAIN2_EVENT_DELIVERY`). Queue- and stream-fed
+ * functions report partial batch failures, so only failed messages or records return.
  */
 export class Compute extends Construct {
   readonly api: ServiceFunction;
   readonly cleanup: ServiceFunction;
   readonly similarity: ServiceFunction;
+  readonly events: ServiceFunction;
   readonly sweepRule: events.Rule;
 
   constructor(scope: Construct, id: string, props: ComputeProps) {
@@ -56,6 +87,7 @@ export class Compute extends Construct {
       BRAIN2_TABLE: table.table.tableName,
       BRAIN2_EVENT_BUS: messaging.bus.eventBusName,
       BRAIN2_PROFILE: 'optimized',
+      BRAIN2_EVENT_DELIVERY: config.eventDelivery,
       ...config.serviceSettings,
     };
     const publishing = { BRAIN2_EVENTS_DLQ_URL: messaging.publishDeadLetterQueue.queueUrl };
@@ -97,11 +129,27 @@ export class Compute extends Construct {
       logRetentionDays: config.logRetentionDays,
       environment: { ...common, ...publishing, ...noCallers },
     });
+    this.events = new ServiceFunction(this, 'Events', {
+      functionName: `${config.prefix}-events`,
+      description: 'Brain2 events publisher: node and edge changes from the table stream to the bus (brain2-events)',
+      code: assets.code('brain2-events'),
+      architecture: config.architecture,
+      sizing: config.events,
+      logRetentionDays: config.logRetentionDays,
+      environment: {
+        ...common,
+        ...publishing,
+        ...noCallers,
+        BRAIN2_STREAM_FAILURES_QUEUE_URL: messaging.streamFailuresQueue.queueUrl,
+      },
+      unscopedActions: { actions: ['dynamodb:ListStreams'], reason: 'granted by the DynamoDB stream event source, as Lambda requires' },
+    });
 
     grantTable(this.api, table, API_TABLE_ACCESS);
     grantTable(this.cleanup, table, CLEANUP_TABLE_ACCESS);
     grantTable(this.similarity, table, SIMILARITY_TABLE_ACCESS);
-    for (const publisher of [this.api, this.similarity]) {
+    grantTable(this.events, table, EVENTS_TABLE_ACCESS);
+    for (const publisher of [this.api, this.similarity, this.events]) {
       messaging.bus.grantPutEventsTo(publisher.role);
       messaging.publishDeadLetterQueue.grantSendMessages(publisher.role);
     }
@@ -112,6 +160,20 @@ export class Compute extends Construct {
 
     consume(this.cleanup, messaging.cleanup.queue, config.cleanup, SWEEP_SLOTS);
     consume(this.similarity, messaging.similarity.queue, config.similarity, 0);
+
+    // Malformed records are sent here by the function itself; Lambda sends here what it
+    // gives up on. Both need SendMessage (the event source's destination grants it as well).
+    messaging.streamFailuresQueue.grantSendMessages(this.events.role);
+    this.events.function.addEventSource(
+      new lambdaEvents.DynamoEventSource(table.table, {
+        ...STREAM_CONSUMER,
+        onFailure: new lambdaEvents.SqsDlq(messaging.streamFailuresQueue),
+        enabled: config.eventDelivery === 'outbox',
+        filters: (['NewImage', 'OldImage'] as const).map((image) =>
+          lambda.FilterCriteria.filter({ dynamodb: { [image]: { entity: { S: lambda.FilterRule.or(...STREAM_ENTITIES) } } } }),
+        ),
+      }),
+    );
 
     this.sweepRule = new events.Rule(this, 'SweepSchedule', {
       ruleName: `${config.prefix}-cleanup-sweep`,
@@ -128,14 +190,16 @@ export class Compute extends Construct {
   }
 
   get all(): ServiceFunction[] {
-    return [this.api, this.cleanup, this.similarity];
+    return [this.api, this.cleanup, this.similarity, this.events];
   }
 }
 
 function grantTable(fn: ServiceFunction, table: Brain2Table, access: TableAccess): void {
-  fn.role.addToPrincipalPolicy(
-    new iam.PolicyStatement({ actions: [...access.tableActions], resources: [table.table.tableArn] }),
-  );
+  if (access.tableActions.length > 0) {
+    fn.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: [...access.tableActions], resources: [table.table.tableArn] }),
+    );
+  }
   if (access.queriedIndexes.length > 0) {
     fn.role.addToPrincipalPolicy(
       new iam.PolicyStatement({

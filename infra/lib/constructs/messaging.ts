@@ -35,16 +35,19 @@ function encryptedQueue(scope: Construct, id: string, props: sqs.QueueProps): sq
 
 /**
  * The event bus the service publishes to, the rules that route its events to the
- * workers' queues (each with a dead-letter queue after five receives), and the
- * publisher's own dead-letter queue for events EventBridge would not take
- * (`BRAIN2_EVENTS_DLQ_URL`). Queues use SQS-managed encryption, which EventBridge can
- * deliver to without a key policy, and refuse requests that are not over TLS.
+ * workers' queues (each with a dead-letter queue after five receives), the publisher's
+ * own dead-letter queue for events EventBridge would not take (`BRAIN2_EVENTS_DLQ_URL`),
+ * and the stream failures queue of the events function (`BRAIN2_STREAM_FAILURES_QUEUE_URL`):
+ * stream records it cannot turn into an event, and what Lambda reports of the batches it
+ * gave up on. Queues use SQS-managed encryption, which EventBridge can deliver to without a
+ * key policy, and refuse requests that are not over TLS.
  */
 export class Messaging extends Construct {
   readonly bus: events.EventBus;
   readonly cleanup: WorkerChannel;
   readonly similarity: WorkerChannel;
   readonly publishDeadLetterQueue: sqs.Queue;
+  readonly streamFailuresQueue: sqs.Queue;
   private readonly prefix: string;
 
   constructor(scope: Construct, id: string, props: MessagingProps) {
@@ -61,6 +64,14 @@ export class Messaging extends Construct {
       id: 'AwsSolutions-SQS3',
       reason: 'It is a dead-letter queue itself (of the service publisher, which sends to it directly, so no redrive policy names it)',
     });
+    this.streamFailuresQueue = encryptedQueue(this, 'StreamFailuresQueue', {
+      queueName: `${props.prefix}-stream-failures`,
+      retentionPeriod: DEAD_LETTER_RETENTION,
+    });
+    Validations.of(this.streamFailuresQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'It is a dead-letter queue itself (of the events function and of its stream event source, which send to it directly, so no redrive policy names it)',
+    });
   }
 
   /** Every queue of the stack's messaging, dead-letter queues included. */
@@ -71,6 +82,7 @@ export class Messaging extends Construct {
       this.similarity.queue,
       this.similarity.deadLetterQueue,
       this.publishDeadLetterQueue,
+      this.streamFailuresQueue,
     ];
   }
 

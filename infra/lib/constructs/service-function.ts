@@ -13,6 +13,11 @@ export interface ServiceFunctionProps {
   readonly sizing: FunctionSizing;
   readonly logRetentionDays: number;
   readonly environment: Record<string, string>;
+  /**
+   * Actions besides X-Ray's that the caller will grant on `*` because they support no
+   * resource-level permissions, and why the function needs them.
+   */
+  readonly unscopedActions?: { readonly actions: readonly string[]; readonly reason: string };
 }
 
 /**
@@ -53,9 +58,13 @@ export class ServiceFunction extends Construct {
       environment: props.environment,
     });
     const policy = this.role.node.tryFindChild('DefaultPolicy');
+    const unscoped = props.unscopedActions;
     Validations.of(policy ?? this.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'xray:PutTraceSegments and xray:PutTelemetryRecords, added by active tracing, support no resource-level permissions',
+      reason: unscoped
+        ? `xray:PutTraceSegments and xray:PutTelemetryRecords, added by active tracing, and ${unscoped.actions.join(', ')} ` +
+          `(${unscoped.reason}) support no resource-level permissions`
+        : 'xray:PutTraceSegments and xray:PutTelemetryRecords, added by active tracing, support no resource-level permissions',
     });
   }
 }
