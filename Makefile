@@ -142,7 +142,7 @@ $(CARGO_LAMBDA):
 	python3 -m venv $(CARGO_LAMBDA_VENV)
 	$(CARGO_LAMBDA_VENV)/bin/pip install --quiet cargo-lambda==$(CARGO_LAMBDA_VERSION)
 
-# The release zips of the three functions, target/lambda/<bin>/bootstrap.zip.
+# The release zips of the four functions, target/lambda/<bin>/bootstrap.zip.
 lambda-zips: cargo-lambda
 	if command -v rustup >/dev/null; then rustup target add $(RUST_LAMBDA_TARGET); fi
 	PATH="$(CURDIR)/$(CARGO_LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release $(CARGO_LAMBDA_ARCH) \

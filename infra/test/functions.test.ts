@@ -5,7 +5,7 @@ import { EVENTS_TABLE_ACCESS } from '../lib/access';
 import { EVENT_DELIVERIES } from '../lib/config';
 import { STREAM_ENTITIES, SWEEP_EVENT } from '../lib/constructs/compute';
 import { asList, logicalId, ofType, repoFile, roleStatements, serviceOf, synthesize, Synthesized, tempDir } from './helpers';
-import { lambdaBinaries, OUTBOX_NAMES, outboxInService, serviceSettings } from './service-source';
+import { lambdaBinaries, serviceSettings } from './service-source';
 
 type FunctionKey = 'api' | 'cleanup' | 'similarity' | 'events';
 const FUNCTIONS: readonly FunctionKey[] = ['api', 'cleanup', 'similarity', 'events'];
@@ -65,11 +65,10 @@ test('each function runs its cargo binary on provided.al2023, arm64, with active
     api: 'brain2-lambda',
     cleanup: 'brain2-cleanup',
     similarity: 'brain2-similarity',
-    events: OUTBOX_NAMES.binary,
+    events: 'brain2-events',
   };
   for (const [key, binary] of Object.entries(binaries) as [FunctionKey, string][]) {
-    // brain2-events is checked against backend/lambda from the commit that declares it.
-    if (binary !== OUTBOX_NAMES.binary || outboxInService()) expect(lambdaBinaries()).toContain(binary);
+    expect(lambdaBinaries()).toContain(binary);
     const props = fn(key).Properties;
     expect(props.Runtime).toBe('provided.al2023');
     expect(props.Architectures).toEqual(['arm64']);
@@ -182,7 +181,7 @@ describe('eventDelivery', () => {
   });
 
   test('is the stack\'s to set: serviceSettings may not set the delivery or the failures queue', () => {
-    for (const name of OUTBOX_NAMES.settings) {
+    for (const name of ['BRAIN2_EVENT_DELIVERY', 'BRAIN2_STREAM_FAILURES_QUEUE_URL']) {
       expect(() => synthesize({ serviceSettings: JSON.stringify({ [name]: 'inline' }) })).toThrow(/set by the stack/);
     }
   });

@@ -20,28 +20,8 @@ export function lambdaBinaries(): string[] {
 }
 
 /**
- * The names the stack gives the events function (eventDelivery `outbox`): its binary, the
- * settings the stack passes for it, and the counter it adds to the service's metrics. Until
- * backend/lambda declares that binary, the checks of names against the service's code take
- * these as the service will have them; from then on `outboxInService` is true and they are
- * checked like every other name.
- */
-export const OUTBOX_NAMES = {
-  binary: 'brain2-events',
-  settings: ['BRAIN2_EVENT_DELIVERY', 'BRAIN2_STREAM_FAILURES_QUEUE_URL'],
-  /** Each with the labels it is recorded with. */
-  metrics: { brain2_stream_records_failed_total: [] as string[] },
-} as const;
-
-/** Whether backend/lambda has the events function's binary yet. */
-export function outboxInService(): boolean {
-  return lambdaBinaries().includes(OUTBOX_NAMES.binary);
-}
-
-/**
  * The environment variables the functions read (the clap `env =` settings and flags of the
- * service, and what backend/lambda reads itself), from their source; with `OUTBOX_NAMES`'s
- * settings until backend/lambda has the events function.
+ * service, and what backend/lambda reads itself), from their source.
  */
 export function serviceSettings(): Set<string> {
   const settings = new Set<string>(['RUST_LOG']);
@@ -52,7 +32,6 @@ export function serviceSettings(): Set<string> {
       }
     }
   }
-  if (!outboxInService()) OUTBOX_NAMES.settings.forEach((name) => settings.add(name));
   return settings;
 }
 
@@ -60,7 +39,6 @@ export function serviceSettings(): Set<string> {
  * The service's metrics (backend/service/src/telemetry/metric.rs): each name with the
  * labels it is recorded with. In Lambda every label becomes an EMF dimension next to
  * `Function`, so a CloudWatch metric of the service is named by exactly those dimensions.
- * With `OUTBOX_NAMES`'s metrics until backend/lambda has the events function.
  */
 export function serviceMetrics(): Map<string, Set<string>> {
   const source = fs.readFileSync(path.join(REPO_ROOT, 'backend', 'service', 'src', 'telemetry', 'metric.rs'), 'utf8');
@@ -86,9 +64,6 @@ export function serviceMetrics(): Map<string, Set<string>> {
     const known = metrics.get(name) ?? new Set<string>();
     labels.forEach((label) => known.add(label));
     metrics.set(name, known);
-  }
-  if (!outboxInService()) {
-    for (const [name, labels] of Object.entries(OUTBOX_NAMES.metrics)) metrics.set(name, new Set(labels));
   }
   return metrics;
 }
