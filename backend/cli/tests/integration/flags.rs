@@ -9,7 +9,7 @@ use brain2::flags::Flags;
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{DynamoDbProxy, TestApp, TestResponse, on_own_table, settings_with, token, unique_user};
+use crate::support::{EmulatorProxy, TestApp, TestResponse, on_own_table, settings_with, token, unique_user};
 
 /// Arrays the API returns in no promised order: the graph's nodes and edges (Query or Scan
 /// order) and a node's neighbours (adjacency order). Every other array is compared as sent.
@@ -280,7 +280,7 @@ async fn cached_second_reads_make_no_dynamodb_calls_until_a_write() {
 async fn client_reuse_off_opens_a_new_connection_for_every_request() {
     let user = unique_user();
     for (reuse, clients_built, connections) in [(true, "0", 1), (false, "1", 3)] {
-        let proxy = DynamoDbProxy::start().await;
+        let proxy = EmulatorProxy::start().await;
         let flags = Flags::OPTIMIZED.with("client_reuse", reuse).unwrap().with("read_cache", false).unwrap();
         let app = TestApp::spawn_on(profile_settings(flags), proxy.dynamodb_factory()).await;
         for _ in 0..3 {

@@ -11,6 +11,7 @@ mod faults;
 mod flags;
 mod graph_paging;
 mod lambda;
+mod outbox;
 mod overload;
 mod races;
 mod schema;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use serde_json::json;
 
-use crate::support::{DynamoDbProxy, TestApp, TestResponse, settings_with, stack, unique_user};
+use crate::support::{EmulatorProxy, TestApp, TestResponse, settings_with, stack, unique_user};
 
 /// Asserts a 429 or 503 problem that tells the client when to come back.
 fn assert_retry_later(response: &TestResponse, status: u16, code: &str) {
@@ -56,14 +56,14 @@ async fn the_default_rate_limit_lets_a_busy_user_through() {
 }
 
 /// The app with its DynamoDB calls going through `proxy`, and a short deadline.
-async fn app_behind(proxy: &DynamoDbProxy, deadline_ms: u64) -> TestApp {
+async fn app_behind(proxy: &EmulatorProxy, deadline_ms: u64) -> TestApp {
     let settings = settings_with(&[&format!("--request-deadline-ms={deadline_ms}")]);
     TestApp::spawn_on(settings, proxy.dynamodb_factory()).await
 }
 
 #[tokio::test]
 async fn a_stalled_store_answers_503_at_the_deadline_and_bulk_writes_report_every_item() {
-    let proxy = DynamoDbProxy::start().await;
+    let proxy = EmulatorProxy::start().await;
     let app = app_behind(&proxy, 2_000).await;
     let user = unique_user();
     let kept = app.create_node(&user, "written before the store stalled").await;

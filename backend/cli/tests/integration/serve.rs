@@ -10,7 +10,7 @@ use crate::support::{TEST_SECRET, stack, unique_user};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_brain2");
 
-fn brain2(args: &[&str]) -> Command {
+pub fn brain2(args: &[&str]) -> Command {
     let stack = stack();
     let mut command = Command::new(BINARY);
     command
@@ -23,7 +23,7 @@ fn brain2(args: &[&str]) -> Command {
 }
 
 /// Kills the server if the test fails before stopping it, so no process outlives the test.
-struct ServerGuard(Option<std::process::Child>);
+pub struct ServerGuard(pub Option<std::process::Child>);
 
 impl Drop for ServerGuard {
     fn drop(&mut self) {
@@ -39,18 +39,23 @@ fn free_port() -> u16 {
 }
 
 /// A running `brain2 serve` on a free port, once it answers its health check.
-struct Server {
-    guard: ServerGuard,
-    base: String,
+pub struct Server {
+    pub guard: ServerGuard,
+    pub base: String,
 }
 
 async fn start_server(extra: &[&str]) -> Server {
+    start_server_with(extra, &[]).await
+}
+
+/// [`start_server`] with extra environment variables (later ones win).
+pub async fn start_server_with(extra: &[&str], environment: &[(&str, &str)]) -> Server {
     let port = free_port().to_string();
     let mut args = vec!["serve", "--port", &port];
     args.extend_from_slice(extra);
-    let mut guard = ServerGuard(Some(
-        brain2(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("brain2 serve starts"),
-    ));
+    let mut command = brain2(&args);
+    command.envs(environment.iter().copied()).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut guard = ServerGuard(Some(command.spawn().expect("brain2 serve starts")));
     let base = format!("http://127.0.0.1:{port}/api/v1");
     // Wait until it listens (bounded; a slow machine only makes this take longer).
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -98,6 +98,9 @@ pub struct TestApp {
     pub adapters: brain2::bootstrap::Adapters,
     pub clients: AwsClients,
     pub settings: Settings,
+    /// Calls answered 503 `throttled` are made again, as a client honouring `Retry-After`
+    /// would: for tests whose claim is the state many writers leave, not that none is shed.
+    pub retries_when_busy: bool,
 }
 
 #[derive(Debug)]
@@ -122,6 +125,21 @@ impl TestResponse {
     }
 }
 
+fn request(method: Method, path: &str, user: Option<&str>, body: Option<&Value>) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(user) = user {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token(user)));
+    }
+    let body = match body {
+        Some(json) => {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+            Body::from(json.to_string())
+        }
+        None => Body::empty(),
+    };
+    builder.body(body).unwrap()
+}
+
 impl TestApp {
     pub async fn spawn() -> Self {
         Self::spawn_with(test_settings()).await
@@ -135,7 +153,12 @@ impl TestApp {
     pub async fn spawn_on(settings: Settings, factory: ClientFactory) -> Self {
         let factory = factory.with_network(settings.adapters.network.clone());
         let (router, adapters) = bootstrap::build(&settings, &factory).await;
-        Self { router, clients: adapters.clients.clone(), adapters, settings }
+        Self { router, clients: adapters.clients.clone(), adapters, settings, retries_when_busy: false }
+    }
+
+    /// This app, making again the calls the service sheds for load (see `retries_when_busy`).
+    pub fn retrying_when_busy(self) -> Self {
+        Self { retries_when_busy: true, ..self }
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -144,18 +167,18 @@ impl TestApp {
     }
 
     pub async fn call(&self, method: Method, path: &str, user: Option<&str>, body: Option<Value>) -> TestResponse {
-        let mut builder = Request::builder().method(method).uri(path);
-        if let Some(user) = user {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token(user)));
-        }
-        let body = match body {
-            Some(json) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Body::from(json.to_string())
+        const BUSY_RETRIES: u32 = 30;
+        let mut attempt = 0;
+        loop {
+            let response = self.send(request(method.clone(), path, user, body.as_ref())).await;
+            let shed = response.status == StatusCode::SERVICE_UNAVAILABLE && response.body["code"] == "throttled";
+            if !(self.retries_when_busy && shed && attempt < BUSY_RETRIES) {
+                return response;
             }
-            None => Body::empty(),
-        };
-        self.send(builder.body(body).unwrap()).await
+            attempt += 1;
+            // Retry-After is in whole seconds; a test backs off in steps of a tenth of that.
+            tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt.min(10)))).await;
+        }
     }
 
     pub async fn get(&self, user: &str, path: &str) -> TestResponse {
@@ -250,8 +273,25 @@ pub async fn user_queue(app: &TestApp, user: &str, detail_types: &[&str]) -> Str
 
 /// A plain queue of this test's own (for example a dead-letter queue).
 pub async fn own_queue(app: &TestApp) -> String {
+    new_queue(&app.clients).await
+}
+
+/// A plain queue of the test's own, before it has an app.
+pub async fn new_queue(clients: &AwsClients) -> String {
     let name = format!("t-{}", uuid::Uuid::new_v4().simple());
-    app.clients.sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap()
+    clients.sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap()
+}
+
+/// Takes whatever a queue holds now: until a receive (waiting a second) finds nothing.
+pub async fn take_waiting_messages(app: &TestApp, queue: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    loop {
+        let received = receive(app, queue).await;
+        if received.is_empty() {
+            return found;
+        }
+        found.extend(received);
+    }
 }
 
 /// Takes messages from a queue of the test's own until `expected` have arrived or a
@@ -271,27 +311,23 @@ pub async fn take_distinct_events(app: &TestApp, queue: &str, expected: usize) -
 }
 
 async fn take_messages_until(app: &TestApp, queue: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let sqs = &app.clients.sqs;
     let mut found = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !done(&found) && std::time::Instant::now() < deadline {
-        let output = sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        for message in output.messages.unwrap_or_default() {
-            found.push(serde_json::from_str(message.body().unwrap()).unwrap());
-            sqs.delete_message()
-                .queue_url(queue)
-                .receipt_handle(message.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
+        found.extend(receive(app, queue).await);
+    }
+    found
+}
+
+/// One receive of up to ten messages (waiting up to a second), each deleted once read.
+async fn receive(app: &TestApp, queue: &str) -> Vec<Value> {
+    let sqs = &app.clients.sqs;
+    let output =
+        sqs.receive_message().queue_url(queue).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+    let mut found = Vec::new();
+    for message in output.messages.unwrap_or_default() {
+        found.push(serde_json::from_str(message.body().unwrap()).unwrap());
+        sqs.delete_message().queue_url(queue).receipt_handle(message.receipt_handle().unwrap()).send().await.unwrap();
     }
     found
 }
@@ -312,16 +348,22 @@ pub async fn read_response(response: axum::response::Response) -> TestResponse {
 /// accepts (what clients really opened, which no count inside the service can show), and can
 /// be told to stall: while stalled it takes requests and never answers them (nor forwards
 /// them), as a hung dependency does.
-pub struct DynamoDbProxy {
+pub struct EmulatorProxy {
     pub url: String,
     accepted: Arc<AtomicUsize>,
     stalled: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl DynamoDbProxy {
+impl EmulatorProxy {
+    /// A proxy of DynamoDB.
     pub async fn start() -> Self {
         let endpoint = stack().aws.endpoints().dynamodb.clone().expect("the emulators name DynamoDB's endpoint");
+        Self::to(&endpoint).await
+    }
+
+    /// A proxy of the emulator at `endpoint` (`http://host:port`).
+    pub async fn to(endpoint: &str) -> Self {
         let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -351,7 +393,7 @@ impl DynamoDbProxy {
     }
 }
 
-impl Drop for DynamoDbProxy {
+impl Drop for EmulatorProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
