@@ -287,3 +287,54 @@ pub async fn run_relay(relay: Arc<Relay>, metrics: &'static Collector) -> Result
     }))
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use brain2::domain::events::EventKind;
+    use serde_json::json;
+
+    use super::*;
+
+    /// A stream batch as Lambda delivers it: DynamoDB JSON images, the creation time in
+    /// epoch seconds, an absent image left out.
+    fn stream_event() -> StreamEvent {
+        let node = json!({
+            "PK": {"S": "USER#alice"}, "SK": {"S": "NODE#0190cfa3-b24b-7c41-9a2d-3e8f1b6c0d55"},
+            "entity": {"S": "node"}, "nodeId": {"S": "0190cfa3-b24b-7c41-9a2d-3e8f1b6c0d55"},
+            "userId": {"S": "alice"}, "content": {"S": "Rivers carve valleys"},
+            "keywords": {"L": [{"S": "river"}, {"S": "carv"}, {"S": "valley"}]}, "tags": {"L": []},
+            "createdAt": {"S": "2026-11-23T13:00:20.461Z"}, "updatedAt": {"S": "2026-11-23T13:00:20.461Z"},
+            "version": {"N": "1"}
+        });
+        serde_json::from_value(json!({"Records": [
+            {"eventID": "c4ca4238a0b923820dcc509a6f75849b", "eventName": "INSERT", "eventVersion": "1.1",
+             "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+             "dynamodb": {"ApproximateCreationDateTime": 1_795_000_000.0, "Keys": {}, "NewImage": node,
+                          "SequenceNumber": "4421584500000000017450439091", "SizeBytes": 300,
+                          "StreamViewType": "NEW_AND_OLD_IMAGES"},
+             "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/brain2/stream/2026-11-23T00:00:00.000"},
+            {"eventID": "c81e728d9d4c2f636f067f89cc14862c", "eventName": "REMOVE", "eventVersion": "1.1",
+             "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+             "dynamodb": {"ApproximateCreationDateTime": 1_795_000_001.0, "Keys": {}, "OldImage": {"PK": {"S": "X"}},
+                          "SequenceNumber": "4421584500000000017450439092", "SizeBytes": 20,
+                          "StreamViewType": "NEW_AND_OLD_IMAGES"},
+             "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/brain2/stream/2026-11-23T00:00:00.000"}
+        ]}))
+        .expect("a stream batch as Lambda sends it")
+    }
+
+    #[test]
+    fn lambda_stream_records_become_table_changes_and_events() {
+        let changes: Vec<TableChange> = stream_event().records.into_iter().filter_map(table_change).collect();
+        assert_eq!(changes.len(), 2);
+        let (insert, remove) = (&changes[0], &changes[1]);
+        assert_eq!((insert.kind, insert.old_image.is_none()), (ChangeKind::Insert, true));
+        assert_eq!(insert.sequence_number, "4421584500000000017450439091");
+        assert_eq!(insert.recorded_at.timestamp(), 1_795_000_000);
+        let event = insert.event().unwrap().expect("a node insert is node.created");
+        let keywords: Vec<String> = ["river", "carv", "valley"].map(str::to_owned).to_vec();
+        assert_eq!(event.kind, EventKind::NodeCreated { keywords });
+        assert_eq!((remove.kind, remove.new_image.is_none()), (ChangeKind::Remove, true));
+        assert_eq!(remove.event().unwrap(), None, "an item that is not a node or edge yields nothing");
+    }
+}
