@@ -5,12 +5,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use brain2::adapters::aws::network::{FaultPlan, NetworkSimulation};
 use brain2::adapters::eventbridge::EventBridgePublisher;
 use brain2::adapters::eventbridge::background::BackgroundPublisher;
 use brain2::domain::{DomainEvent, KeywordExtractor, Node, NodeDraft, UserId};
-use brain2::ports::{EventPublisher, PublishError};
+use brain2::ports::EventPublisher;
 use brain2::worker::Worker;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -112,20 +111,6 @@ async fn a_full_queue_makes_the_caller_publish_inline() {
     assert_eq!(arrived.len(), 20);
 }
 
-/// EventBridge removed entirely: the floor any publisher is compared with.
-struct NoEvents;
-
-#[async_trait]
-impl EventPublisher for NoEvents {
-    async fn publish(&self, _events: Vec<DomainEvent>) -> Result<(), PublishError> {
-        Ok(())
-    }
-
-    async fn check(&self) -> Result<(), PublishError> {
-        Ok(())
-    }
-}
-
 async fn median_create_latency(app: &TestApp, user: &str) -> Duration {
     let mut samples = Vec::new();
     for i in 0..7 {
@@ -146,7 +131,9 @@ async fn the_request_path_never_waits_for_put_events() {
     let with_events = TestApp::spawn_with(settings_with(&variables)).await;
     let mut without_events = TestApp::spawn_with(settings_with(&variables)).await;
     let mut adapters = without_events.adapters.clone();
-    adapters.events = Arc::new(NoEvents);
+    // EventBridge removed entirely (the outbox port sends nothing): the floor any publisher
+    // is compared with.
+    adapters.events = Arc::new(brain2::outbox::TableOutbox);
     let factory = stack().aws.factory();
     without_events.router =
         brain2::http::router(brain2::bootstrap::app_state(&without_events.settings, &adapters, &factory));

@@ -319,24 +319,11 @@ mod tests {
 
     use super::*;
     use crate::app::{GraphService, ServiceError};
-    use crate::domain::{DomainEvent, KeywordExtractor, NodeDraft};
+    use crate::domain::{KeywordExtractor, NodeDraft};
     use crate::flags::Flags;
-    use crate::ports::{EventPublisher, GraphStore, PublishError};
+    use crate::ports::GraphStore;
 
     const TABLE: &str = "nodes";
-
-    struct NoEvents;
-
-    #[async_trait::async_trait]
-    impl EventPublisher for NoEvents {
-        async fn publish(&self, _events: Vec<DomainEvent>) -> Result<(), PublishError> {
-            Ok(())
-        }
-
-        async fn check(&self) -> Result<(), PublishError> {
-            Ok(())
-        }
-    }
 
     /// A store whose reads find `node` and whose tombstone write always answers `error`:
     /// errors no emulator produces on demand.
@@ -407,7 +394,7 @@ mod tests {
         let node = node();
         let service = |error| {
             let store: Arc<dyn GraphStore> = Arc::new(store_failing_with(&node, error));
-            GraphService::new(store, Arc::new(NoEvents), true)
+            GraphService::new(store, Arc::new(crate::outbox::TableOutbox), true)
         };
         let answer = service(internal_error).delete_node(&node.user_id, node.id).await;
         assert!(matches!(answer, Err(ServiceError::Store(StoreError::Unavailable(_)))), "{answer:?}");
