@@ -87,7 +87,7 @@ fn a_tiny_run_reports_every_field_for_both_profiles() {
     for profile in profiles {
         let flags = profile["flags"].as_object().unwrap();
         let expected = profile["name"] == "optimized";
-        assert_eq!(flags.len(), 11, "{profile}");
+        assert_eq!(flags.len(), 10, "{profile}");
         assert!(flags.values().all(|on| on.as_bool() == Some(expected)), "flags of {}: {flags:?}", profile["name"]);
         let scenarios = profile["scenarios"].as_array().unwrap();
         let names: Vec<&str> = scenarios.iter().map(|s| s["name"].as_str().unwrap()).collect();

@@ -285,7 +285,8 @@ async fn health_reports_each_component() {
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     assert_eq!(response.body["status"], "up");
     assert_eq!(response.body["flags"]["soft_delete"], true, "the flags in force are reported");
-    assert_eq!(response.body["flags"].as_object().unwrap().len(), 11);
+    assert_eq!(response.body["flags"].as_object().unwrap().len(), 10);
+    assert_eq!(response.body["eventDelivery"], "background", "so is the event delivery");
     let components = response.body["components"].as_array().unwrap();
     let names: Vec<&str> = components.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["dynamodb", "eventbridge"]);
