@@ -2,6 +2,7 @@
 //! optimisation profile (or a deployed API), with the AWS cost of every request, the
 //! Lambda function's cold start and package size, and the reports.
 
+pub mod bus;
 pub mod cloudwatch;
 pub mod config;
 pub mod lambda_emulator;

@@ -8,9 +8,11 @@ use std::path::Path;
 use goose::metrics::{GooseMetrics, GooseRequestMetricTimingData};
 use serde::Serialize;
 
+use crate::bus::WriteToBus;
 use crate::cloudwatch::ServerSide;
 use crate::lambda_emulator::MinMedianMax;
 use crate::lambda_figures::LambdaFigures;
+use crate::prometheus::ServerCalls;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -61,7 +63,13 @@ impl Machine {
 pub struct ProfileReport {
     pub name: String,
     pub flags: BTreeMap<String, bool>,
+    /// How the server delivered events to the bus (`inline`, `background`, `outbox`), as
+    /// its health report says.
+    pub event_delivery: Option<String>,
     pub scenarios: Vec<ScenarioReport>,
+    /// The server's AWS calls over every scenario of the profile, each with the background
+    /// work that followed it; `None` against a deployment.
+    pub server_calls: Option<ServerCalls>,
     /// What CloudWatch saw of the profile's run window (`CLOUDWATCH=1`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloudwatch: Option<ServerSide>,
@@ -85,6 +93,12 @@ pub struct ScenarioReport {
     /// Whether the server's background work stood still before and after the scenario
     /// (within `SETTLE_SECONDS`); if not, the total includes work of a neighbouring scenario.
     pub background_settled: Option<bool>,
+    /// The server's AWS calls from before the scenario until its background work stood
+    /// still, per operation; `None` against a deployment.
+    pub server_calls: Option<ServerCalls>,
+    /// The scenario's events as they reached the profile's events queue; `None` against a
+    /// deployment (no queue to read).
+    pub write_to_bus: Option<WriteToBus>,
 }
 
 /// The response times of every request the scenario made (all methods), with goose's
@@ -133,11 +147,53 @@ pub fn scenario_report(
         total_aws_calls_per_request: total_aws_calls.filter(|_| requests > 0).map(|calls| calls / requests as f64),
         capacity_units_per_request,
         background_settled: None,
+        server_calls: None,
+        write_to_bus: None,
     }
 }
 
 fn figure(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |value| format!("{value:.2}"))
+}
+
+/// `812 (2.86)`: a count and its figure per request.
+fn count_per_request(count: f64, per_request: Option<f64>) -> String {
+    format!("{count:.0} ({})", figure(per_request))
+}
+
+/// `12 / 40 / 95`, or `-` without events.
+fn latencies(bus: &WriteToBus) -> String {
+    match (bus.p50_ms, bus.p99_ms, bus.max_ms) {
+        (Some(p50), Some(p99), Some(max)) => format!("{p50:.0} / {p99:.0} / {max:.0}"),
+        _ => "-".to_owned(),
+    }
+}
+
+/// What the figures of a scenario's events leave out or set apart, if anything.
+fn left_out_note(bus: &WriteToBus) -> Option<String> {
+    let notes = [
+        (bus.whole_second_events, "with a whole-second occurredAt (counted, not in the latency)"),
+        (bus.earlier_events, "of events written before the scenario (left out)"),
+        (bus.unreadable, "that were not events (left out)"),
+        (bus.discarded_before, "discarded before the scenario began"),
+    ];
+    let mut notes: Vec<String> =
+        notes.iter().filter(|(count, _)| *count > 0).map(|(count, what)| format!("{count} {what}")).collect();
+    if !bus.drained {
+        notes.push("the queue was not empty when the drain's time ran out".to_owned());
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
+/// `DynamoDB 120, DynamoDB Streams 48`: calls per service, from `Service.Operation` keys.
+fn per_service(by_operation: &BTreeMap<String, f64>) -> String {
+    let mut services: BTreeMap<&str, f64> = BTreeMap::new();
+    for (key, calls) in by_operation {
+        let service = key.rsplit_once('.').map_or(key.as_str(), |(service, _)| service);
+        *services.entry(service).or_insert(0.0) += calls;
+    }
+    let services: Vec<String> = services.iter().map(|(service, calls)| format!("{service} {calls:.0}")).collect();
+    if services.is_empty() { "-".to_owned() } else { services.join(", ") }
 }
 
 impl Report {
@@ -202,6 +258,7 @@ impl Report {
                 "\n† the server's background work had not stood still within SETTLE_SECONDS before or after the scenario: its total includes work of a neighbouring scenario."
             );
         }
+        self.events_markdown(&mut out);
         let ratios = self.ratios();
         if !ratios.is_empty() {
             let _ = writeln!(out, "\n| scenario | p50 optimized/baseline | p99 optimized/baseline |\n|---|---:|---:|");
@@ -272,10 +329,238 @@ impl Report {
         out
     }
 
+    /// The events each scenario put on the bus and the server's AWS calls with the
+    /// background work, then the calls of each profile as a whole; nothing when no profile
+    /// has them (a deployed target).
+    fn events_markdown(&self, out: &mut String) {
+        let scenarios = || self.profiles.iter().flat_map(|p| p.scenarios.iter().map(move |s| (p, s)));
+        if !scenarios().any(|(_, s)| s.write_to_bus.is_some() || s.server_calls.is_some()) {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nEvents on the bus (write-to-bus: the queue's SentTimestamp − the event's occurredAt) and the server's AWS calls with its background work:\n\n| scenario | profile | delivery | events (distinct) | events/s | write-to-bus p50 / p99 / max ms | PutEvents (/req) | stream reads | AWS calls, all (/req) |\n|---|---|---|---:|---:|---:|---:|---:|---:|"
+        );
+        let mut left_out = Vec::new();
+        let mut names: Vec<&str> = Vec::new();
+        for (_, s) in scenarios() {
+            if !names.contains(&s.name.as_str()) {
+                names.push(&s.name);
+            }
+        }
+        for name in names {
+            for (profile, s) in scenarios().filter(|(_, s)| s.name == name) {
+                let bus = s.write_to_bus.as_ref();
+                let calls = s.server_calls.as_ref();
+                let mark = bus.and_then(left_out_note).map_or("", |note| {
+                    left_out.push(format!("{} / {}: {note}", s.name, profile.name));
+                    " ‡"
+                });
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    s.name,
+                    profile.name,
+                    profile.event_delivery.as_deref().unwrap_or("-"),
+                    bus.map_or_else(|| "-".to_owned(), |bus| format!("{} ({}){mark}", bus.events, bus.distinct_events)),
+                    bus.and_then(|bus| bus.events_per_second)
+                        .map_or_else(|| "-".to_owned(), |rate| format!("{rate:.1}")),
+                    bus.map_or_else(|| "-".to_owned(), latencies),
+                    calls.map_or_else(|| "-".to_owned(), |c| count_per_request(c.put_events, c.put_events_per_request)),
+                    calls.map_or_else(|| "-".to_owned(), |c| format!("{:.0}", c.stream_reading)),
+                    calls.map_or_else(|| "-".to_owned(), |c| count_per_request(c.all, c.all_per_request)),
+                );
+            }
+        }
+        if !left_out.is_empty() {
+            let _ = writeln!(out, "\n‡ messages of the events queue set apart:\n");
+            for note in left_out {
+                let _ = writeln!(out, "- {note}");
+            }
+        }
+        let totals: Vec<(&ProfileReport, &ServerCalls)> =
+            self.profiles.iter().filter_map(|p| Some((p, p.server_calls.as_ref()?))).collect();
+        if totals.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nThe server's AWS calls over all the profile's scenarios, background work included:\n\n| profile | delivery | AWS calls, all (/req) | PutEvents (/req) | stream reads | queue polls | per service |\n|---|---|---:|---:|---:|---:|---|"
+        );
+        for (profile, calls) in totals {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.0} | {:.0} | {} |",
+                profile.name,
+                profile.event_delivery.as_deref().unwrap_or("-"),
+                count_per_request(calls.all, calls.all_per_request),
+                count_per_request(calls.put_events, calls.put_events_per_request),
+                calls.stream_reading,
+                calls.queue_polling,
+                per_service(&calls.by_operation),
+            );
+        }
+    }
+
     pub fn write(&self, folder: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(folder)?;
         std::fs::write(folder.join("report.json"), serde_json::to_string_pretty(self)?)?;
         std::fs::write(folder.join("report.md"), self.markdown())?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prometheus::AwsCalls;
+
+    fn scenario(name: &str) -> ScenarioReport {
+        ScenarioReport {
+            name: name.to_owned(),
+            requests: 4,
+            errors: 0,
+            p50_ms: 10.0,
+            p95_ms: 11.0,
+            p99_ms: 12.0,
+            max_ms: 13.0,
+            aws_calls_per_request: Some(1.0),
+            total_aws_calls_per_request: Some(2.0),
+            capacity_units_per_request: Some(4.0),
+            background_settled: Some(true),
+            server_calls: None,
+            write_to_bus: None,
+        }
+    }
+
+    fn report(profiles: Vec<ProfileReport>) -> Report {
+        Report {
+            generated_at: "2026-11-24T12:00:00Z".to_owned(),
+            target: "local".to_owned(),
+            sim_rtt_ms: Some(5),
+            machine: Machine { cores: 2, memory_gib: 23.5, cpu: "test".to_owned(), os: "linux x86_64".to_owned() },
+            cold_start_ms: None,
+            lambda_zip_bytes: None,
+            lambda: LambdaFigures {
+                binary_bytes: 2,
+                zip_bytes: 1,
+                cold_runs: 0,
+                cold_exec_to_first_next_ms: None,
+                cold_exec_to_first_response_ms: None,
+                warm: None,
+            },
+            profiles,
+        }
+    }
+
+    fn profile(name: &str, delivery: &str, scenarios: Vec<ScenarioReport>) -> ProfileReport {
+        ProfileReport {
+            name: name.to_owned(),
+            flags: BTreeMap::new(),
+            event_delivery: Some(delivery.to_owned()),
+            scenarios,
+            server_calls: None,
+            cloudwatch: None,
+        }
+    }
+
+    fn calls() -> AwsCalls {
+        AwsCalls::parse(
+            "brain2_aws_calls_total{service=\"DynamoDB\",operation=\"TransactWriteItems\"} 4\n\
+             brain2_aws_calls_total{service=\"EventBridge\",operation=\"PutEvents\"} 1\n\
+             brain2_aws_calls_total{service=\"DynamoDB Streams\",operation=\"GetRecords\"} 20\n\
+             brain2_aws_calls_total{service=\"SQS\",operation=\"ReceiveMessage\"} 7\n",
+        )
+    }
+
+    #[test]
+    fn events_and_server_calls_get_a_table_of_their_own() {
+        let mut outbox = scenario("create_node");
+        outbox.server_calls = Some(ServerCalls::new(&calls(), 4));
+        outbox.write_to_bus = Some(WriteToBus {
+            events: 5,
+            distinct_events: 4,
+            p50_ms: Some(120.0),
+            p99_ms: Some(260.0),
+            max_ms: Some(261.0),
+            events_per_second: Some(2.0),
+            whole_second_events: 2,
+            earlier_events: 3,
+            unreadable: 0,
+            discarded_before: 0,
+            drained: true,
+        });
+        let mut quiet = scenario("get_node");
+        quiet.server_calls = Some(ServerCalls::default());
+        quiet.write_to_bus = Some(WriteToBus { drained: true, ..WriteToBus::default() });
+        let mut outbox_profile = profile("optimized-events_outbox", "outbox", vec![quiet, outbox]);
+        outbox_profile.server_calls = Some(ServerCalls::new(&calls(), 8));
+        let markdown = report(vec![outbox_profile]).markdown();
+        assert!(
+            markdown.contains(
+                "| create_node | optimized-events_outbox | outbox | 5 (4) ‡ | 2.0 | 120 / 260 / 261 | 1 (0.25) | 20 | 32 (8.00) |"
+            ),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("| get_node | optimized-events_outbox | outbox | 0 (0) | - | - | 0 (-) | 0 | 0 (-) |"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains(
+                "- create_node / optimized-events_outbox: 2 with a whole-second occurredAt (counted, not in the latency); 3 of events written before the scenario (left out)"
+            ),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains(
+                "| optimized-events_outbox | outbox | 32 (4.00) | 1 (0.12) | 20 | 7 | DynamoDB 4, DynamoDB Streams 20, EventBridge 1, SQS 7 |"
+            ),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn a_deployed_run_has_no_events_table_and_null_figures() {
+        let deployed = report(vec![profile("optimized", "background", vec![scenario("create_node")])]);
+        let markdown = deployed.markdown();
+        assert!(markdown.contains("| create_node | optimized | 4 | 0 |"), "{markdown}");
+        assert!(!markdown.contains("Events on the bus"), "{markdown}");
+        let json = serde_json::to_value(&deployed).unwrap();
+        let profile = &json["profiles"][0];
+        assert_eq!(profile["event_delivery"], "background");
+        assert!(profile["server_calls"].is_null());
+        assert!(profile["scenarios"][0]["write_to_bus"].is_null());
+        assert!(profile["scenarios"][0]["server_calls"].is_null());
+    }
+
+    #[test]
+    fn the_new_figures_serialise_under_their_names() {
+        let mut measured = scenario("create_node");
+        measured.server_calls = Some(ServerCalls::new(&calls(), 4));
+        measured.write_to_bus = Some(WriteToBus::default());
+        let json = serde_json::to_value(&measured).unwrap();
+        let bus = json["write_to_bus"].as_object().unwrap();
+        let names: Vec<&str> = bus.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "events",
+                "distinct_events",
+                "p50_ms",
+                "p99_ms",
+                "max_ms",
+                "events_per_second",
+                "whole_second_events",
+                "earlier_events",
+                "unreadable",
+                "discarded_before",
+                "drained"
+            ]
+        );
+        let calls = &json["server_calls"];
+        assert_eq!(calls["put_events"], 1.0);
+        assert_eq!(calls["stream_reading"], 20.0);
+        assert_eq!(calls["by_operation"]["DynamoDB Streams.GetRecords"], 20.0);
     }
 }

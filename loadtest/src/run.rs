@@ -1,27 +1,32 @@
 //! One load-test run: for each profile, a fresh seeded table with its own server on the
 //! run's emulators (or the deployed API), every scenario under goose with the server's
-//! metrics scraped around it; then the Lambda figures and the reports.
+//! metrics scraped and its bus's events queue drained around it; then the Lambda figures
+//! and the reports.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
+use brain2::flags::EventDelivery;
 use goose::config::{GooseConfiguration, RUN_FOLDER};
 use goose::metrics::GooseCoordinatedOmissionMitigation;
 use goose::prelude::*;
 
+use crate::bus::{WriteToBus, drain};
 use crate::config::{HarnessConfig, ProfileSpec};
 use crate::local_server::LocalServer;
 use crate::local_stack::{LocalStack, SeedServer};
-use crate::prometheus::{CallCount, settled_aws_calls};
+use crate::prometheus::{AwsCalls, ServerCalls, settled_aws_calls};
 use crate::report::{Machine, ProfileReport, Report, ScenarioReport, scenario_report};
 use crate::scenarios::{CostTally, ScenarioName, scenario};
 use crate::seed::{Api, Fixture, SeedPlan, seed};
 
-/// Background work (event publishing, cleanup, similarity) counts for a scenario until the
-/// server's AWS call count has stood still this long.
+/// Background work (event publishing, the outbox relay, cleanup, similarity) counts for a
+/// scenario until the server's AWS call count, polling aside, has stood still this long.
 const QUIET_AFTER_SCENARIO: Duration = Duration::from_millis(1_500);
+/// Longest drain of a profile's events queue; at 10 messages a receive, minutes of events.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 const REQUEST_TIMEOUT_SECONDS: &str = "180";
 
 /// A progress line, with the seconds since the run began.
@@ -30,10 +35,18 @@ pub fn progress(line: impl std::fmt::Display) {
     eprintln!("[loadtest {:>4}s] {line}", START.elapsed().as_secs());
 }
 
+/// A queue of every event of a profile's bus, and a client to read it.
+struct EventsQueue {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+}
+
 /// Where one profile's requests go, and what runs there.
 struct Target {
     base_url: String,
     metrics_url: Option<String>,
+    /// The profile's `<bus>-events` queue, which every event of its bus reaches.
+    events_queue: Option<EventsQueue>,
     server: Option<LocalServer>,
     /// The profile's emulators, stopped when the target is dropped.
     _stack: Option<LocalStack>,
@@ -130,7 +143,8 @@ async fn prepare_target(
         let base_url = base_url.trim_end_matches('/').to_owned();
         progress(format_args!("{}: seeding", profile.name));
         let fixture = seed(&Api::new(&base_url), &plan, config.users, token_of, name).await?;
-        return Ok((Target { base_url, metrics_url: None, server: None, _stack: None }, Arc::new(fixture)));
+        let target = Target { base_url, metrics_url: None, events_queue: None, server: None, _stack: None };
+        return Ok((target, Arc::new(fixture)));
     }
     progress(format_args!("{}: starting DynamoDB Local and moto", profile.name));
     let stack = LocalStack::start(&std::env::current_dir()?).await?;
@@ -140,6 +154,14 @@ async fn prepare_target(
     let fixture = seed(&Api::new(&seeder.base_url), &plan, config.users, token_of, name).await;
     seeder.stop().await?;
     let fixture = fixture?;
+    if profile.flags.event_delivery == EventDelivery::Outbox {
+        let records = stack.skip_stream_records(&resources.table).await?;
+        progress(format_args!("{}: the relay will start after the seed's {records} stream records", profile.name));
+    }
+    let events_queue = EventsQueue {
+        sqs: (*stack.aws().clients().await.sqs).clone(),
+        url: resources.provisioned.events_queue_url.clone(),
+    };
     let brain2 = HarnessConfig::sibling_binary(&config.brain2_bin, "brain2")?;
     let environment = stack.aws().service_environment(&resources.table, &resources.bus, &resources.provisioned);
     let log = folder.join("server.log");
@@ -147,6 +169,7 @@ async fn prepare_target(
     let target = Target {
         base_url: server.base_url.clone(),
         metrics_url: Some(server.metrics_url.clone()),
+        events_queue: Some(events_queue),
         server: Some(server),
         _stack: Some(stack),
     };
@@ -192,17 +215,24 @@ async fn measure_profile(
     let health = client.get(format!("{}/health", target.base_url)).bearer_auth(&fixture.graph_token);
     let health: serde_json::Value = health.send().await?.json().await?;
     let flags = serde_json::from_value(health["flags"].clone()).unwrap_or_default();
+    let event_delivery = health["eventDelivery"].as_str().map(str::to_owned);
     let settle_limit = Duration::from_secs(config.settle_seconds);
     // The count once the previous scenario's background work stood still is the next one's start.
     let mut last_settled = None;
+    let mut profile_calls: Option<AwsCalls> = None;
     let mut reports = Vec::with_capacity(scenarios.len());
     for (position, name) in scenarios.iter().enumerate() {
         progress(format_args!("{}: {} ({}/{})", profile.name, name.as_str(), position + 1, scenarios.len()));
         let tally = Arc::new(CostTally::default());
-        let before = match (&target.metrics_url, last_settled) {
+        let before = match (&target.metrics_url, last_settled.take()) {
             (Some(_), Some(count)) => Some(count),
             (Some(url), None) => Some(settled_aws_calls(&client, url, QUIET_AFTER_SCENARIO, settle_limit).await?),
             (None, _) => None,
+        };
+        // The queue holds only this scenario's events: whatever is there now goes.
+        let discarded = match &target.events_queue {
+            Some(queue) => drain(&queue.sqs, &queue.url, DRAIN_LIMIT).await?.messages(),
+            None => 0,
         };
         let goose = scenario(*name, &target.base_url, fixture.clone(), tally.clone())?;
         let bound = if name.consumes_delete_batches() {
@@ -211,31 +241,53 @@ async fn measure_profile(
             Bound::Duration { seconds: config.duration_seconds.max(1), max_requests: config.max_requests }
         };
         let users = if name.is_bulk() { config.bulk_users() } else { config.users };
+        let started_at = chrono::Utc::now().timestamp_millis();
+        let running = std::time::Instant::now();
         let metrics = attack(goose, users, &target.base_url, bound, &folder.join(name.as_str())).await?;
+        let seconds = running.elapsed().as_secs_f64();
         let after = match &target.metrics_url {
             Some(url) => Some(settled_aws_calls(&client, url, QUIET_AFTER_SCENARIO, settle_limit).await?),
             None => None,
         };
-        last_settled = after;
-        let total = before.zip(after).map(|(before, after): (CallCount, CallCount)| after.calls - before.calls);
+        let during = before.as_ref().zip(after.as_ref()).map(|(before, after)| after.calls.since(&before.calls));
         let mut report = scenario_report(
             &metrics,
             name.as_str(),
             tally.aws_calls_per_response(),
             tally.capacity_per_response(),
-            total,
+            during.as_ref().map(AwsCalls::without_queue_polling),
         );
-        report.background_settled = before.zip(after).map(|(before, after)| before.settled && after.settled);
+        report.background_settled =
+            before.as_ref().zip(after.as_ref()).map(|(before, after)| before.settled && after.settled);
+        report.server_calls = during.as_ref().map(|calls| ServerCalls::new(calls, report.requests));
+        if let Some(queue) = &target.events_queue {
+            let drained = drain(&queue.sqs, &queue.url, DRAIN_LIMIT).await?;
+            let mut figures = WriteToBus::of(&drained, started_at, seconds);
+            figures.discarded_before = discarded;
+            report.write_to_bus = Some(figures);
+        }
+        if let Some(during) = during {
+            profile_calls = Some(profile_calls.map_or_else(|| during.clone(), |calls: AwsCalls| calls.plus(&during)));
+        }
+        last_settled = after;
         progress(summary(&report));
         reports.push(report);
     }
-    Ok(ProfileReport { name: profile.name.clone(), flags, scenarios: reports, cloudwatch: None })
+    let requests = reports.iter().map(|report| report.requests).sum();
+    Ok(ProfileReport {
+        name: profile.name.clone(),
+        flags,
+        event_delivery,
+        server_calls: profile_calls.map(|calls| ServerCalls::new(&calls, requests)),
+        scenarios: reports,
+        cloudwatch: None,
+    })
 }
 
 fn summary(report: &ScenarioReport) -> String {
     let figure = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |value| format!("{value:.1}"));
     let unsettled = if report.background_settled == Some(false) { " (background still busy)" } else { "" };
-    format!(
+    let mut line = format!(
         "  {} requests, {} errors, p50 {:.1} ms, p99 {:.1} ms, AWS calls/request {} (request path) {} (total{unsettled}), capacity/request {}",
         report.requests,
         report.errors,
@@ -244,7 +296,21 @@ fn summary(report: &ScenarioReport) -> String {
         figure(report.aws_calls_per_request),
         figure(report.total_aws_calls_per_request),
         figure(report.capacity_units_per_request)
-    )
+    );
+    if let Some(calls) = &report.server_calls {
+        line += &format!(", PutEvents {:.0}, stream reads {:.0}", calls.put_events, calls.stream_reading);
+    }
+    if let Some(bus) = &report.write_to_bus {
+        line += &format!(
+            "; events {} ({} distinct), write-to-bus p50 {} ms, p99 {} ms, max {} ms",
+            bus.events,
+            bus.distinct_events,
+            figure(bus.p50_ms),
+            figure(bus.p99_ms),
+            figure(bus.max_ms)
+        );
+    }
+    line
 }
 
 /// What ends a goose run (goose takes a duration or an iteration count, not both).

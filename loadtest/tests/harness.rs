@@ -1,6 +1,7 @@
-//! A tiny `make loadtest`: both profiles, two scenarios, a few seconds each, on the local
-//! stack, with the debug binaries built beside this test. It checks the report's shape and
-//! that the run measured something and failed nothing; it asserts no time.
+//! A tiny `make loadtest`: both profiles and the optimized one with the outbox, two
+//! scenarios, a few seconds each, on the local stack, with the debug binaries built beside
+//! this test. It checks the report's shape and that the run measured something and failed
+//! nothing; it asserts no time.
 
 use std::process::Command;
 
@@ -40,7 +41,7 @@ fn a_tiny_run_reports_every_field_for_both_profiles() {
     let run = harness
         .current_dir(&repository)
         .envs([
-            ("PROFILES", "baseline,optimized"),
+            ("PROFILES", "baseline,optimized,optimized-events_outbox"),
             ("SCENARIOS", "get_node,create_node"),
             ("DURATION", "2"),
             ("USERS", "2"),
@@ -83,11 +84,13 @@ fn a_tiny_run_reports_every_field_for_both_profiles() {
     assert!(warm["peak_rss_kib"].as_u64().is_some_and(|kib| kib > 1024), "{lambda}");
     let profiles = report["profiles"].as_array().unwrap();
     let names: Vec<&str> = profiles.iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["baseline", "optimized"]);
+    assert_eq!(names, ["baseline", "optimized", "optimized-events_outbox"]);
+    let deliveries: Vec<&str> = profiles.iter().map(|p| p["event_delivery"].as_str().unwrap()).collect();
+    assert_eq!(deliveries, ["inline", "background", "outbox"]);
     for profile in profiles {
         let flags = profile["flags"].as_object().unwrap();
-        let expected = profile["name"] == "optimized";
-        assert_eq!(flags.len(), 10, "{profile}");
+        let expected = profile["name"] != "baseline";
+        assert_eq!(flags.len(), brain2::flags::Flags::OPTIMIZED.entries().len(), "{profile}");
         assert!(flags.values().all(|on| on.as_bool() == Some(expected)), "flags of {}: {flags:?}", profile["name"]);
         let scenarios = profile["scenarios"].as_array().unwrap();
         let names: Vec<&str> = scenarios.iter().map(|s| s["name"].as_str().unwrap()).collect();
@@ -100,11 +103,33 @@ fn a_tiny_run_reports_every_field_for_both_profiles() {
             assert_eq!(scenario["errors"], 0, "{scenario}");
             assert!(scenario["aws_calls_per_request"].as_f64().unwrap() > 0.0, "{scenario}");
             assert!(scenario["total_aws_calls_per_request"].as_f64().unwrap() > 0.0, "{scenario}");
+            let calls = &scenario["server_calls"];
+            assert!(calls["all"].as_f64().unwrap() > 0.0, "{scenario}");
+            assert!(calls["by_operation"].as_object().is_some_and(|calls| !calls.is_empty()), "{scenario}");
+            // The outbox relay reads the table's stream, and only it does.
+            let reads_stream = calls["stream_reading"].as_f64().unwrap() > 0.0;
+            assert_eq!(reads_stream, profile["event_delivery"] == "outbox", "{scenario}");
         }
+        // Reads raise no event; the seed's events reach no queue, even through the stream.
+        let reads = &scenarios[0]["write_to_bus"];
+        for count in ["events", "earlier_events", "whole_second_events", "discarded_before", "unreadable"] {
+            assert_eq!(reads[count], 0, "get_node {count}: {reads}");
+        }
+        assert!(reads["p50_ms"].is_null(), "{reads}");
+        let creates = &scenarios[1];
+        let events = &creates["write_to_bus"];
+        assert!(events["distinct_events"].as_u64().unwrap() > 0, "{creates}");
+        assert!(events["events"].as_u64().unwrap() >= events["distinct_events"].as_u64().unwrap(), "{creates}");
+        for figure in ["p50_ms", "p99_ms", "max_ms", "events_per_second"] {
+            assert!(events[figure].as_f64().is_some(), "create_node {figure}: {creates}");
+        }
+        assert!(creates["server_calls"]["put_events"].as_f64().unwrap() > 0.0, "{creates}");
+        assert!(profile["server_calls"]["all"].as_f64().unwrap() > 0.0, "{profile}");
         let html = out.join(profile["name"].as_str().unwrap()).join("get_node").join("report.html");
         assert!(html.is_file(), "goose's HTML report is missing at {}", html.display());
     }
     let table = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(table.contains("| get_node | optimized |") && table.contains("p50 optimized/baseline"), "{table}");
+    assert!(table.contains("| create_node | optimized-events_outbox | outbox |"), "{table}");
     std::fs::remove_dir_all(&out).unwrap();
 }
