@@ -258,9 +258,10 @@ pub fn table_change(record: StreamEventRecord) -> Option<TableChange> {
 pub async fn relay_batch(relay: &Relay, event: StreamEvent) -> DynamoDbEventResponse {
     let mut changes = Vec::with_capacity(event.records.len());
     for record in event.records {
-        match table_change(record.clone()) {
+        let (event_id, event_name) = (record.event_id.clone(), record.event_name.clone());
+        match table_change(record) {
             Some(change) => changes.push(change),
-            None => tracing::warn!(event_id = record.event_id, event_name = record.event_name, "stream record skipped"),
+            None => tracing::warn!(event_id, event_name, "stream record skipped"),
         }
     }
     let outcome = relay.relay(&changes).await;

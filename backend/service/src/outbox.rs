@@ -97,10 +97,13 @@ impl Relay {
         metric::stream_records(changes.len());
         let mut outcome = RelayOutcome { records: changes.len(), ..RelayOutcome::default() };
         let mut first_failed: Option<usize> = None;
-        let mut events: Vec<(usize, DomainEvent)> = Vec::new();
+        let (mut positions, mut events) = (Vec::new(), Vec::new());
         for (index, change) in changes.iter().enumerate() {
             match change.event() {
-                Ok(Some(event)) => events.push((index, event)),
+                Ok(Some(event)) => {
+                    positions.push(index);
+                    events.push(event);
+                }
                 Ok(None) => {}
                 Err(undecodable) => match self.set_aside(change, &undecodable.to_string()).await {
                     Ok(()) => outcome.failed_records += 1,
@@ -110,14 +113,10 @@ impl Relay {
                 },
             }
         }
-        let to_send: Vec<DomainEvent> = events.iter().map(|(_, event)| event.clone()).collect();
-        let lost = self.publisher.send_reporting_lost(&to_send).await;
-        outcome.events = to_send.len() - lost.len();
-        for (index, event) in &events {
-            if lost.contains(&event.event_id) {
-                first_failed = Some(first_failed.map_or(*index, |first| first.min(*index)));
-            }
-        }
+        let lost = self.publisher.send_reporting_lost(&events).await;
+        outcome.events = events.len() - lost.len();
+        let first_lost = positions.iter().zip(&events).find(|(_, event)| lost.contains(&event.event_id));
+        let first_failed = first_failed.into_iter().chain(first_lost.map(|(index, _)| *index)).min();
         outcome.retry_from = first_failed.map(|index| changes[index].sequence_number.clone());
         outcome
     }

@@ -56,22 +56,29 @@ export class Messaging extends Construct {
     this.bus = new events.EventBus(this, 'Bus', { eventBusName: props.prefix });
     this.cleanup = this.channel('Cleanup', 'cleanup', CLEANUP_DETAIL_TYPES, props.cleanupVisibilityTimeout);
     this.similarity = this.channel('Similarity', 'similarity', SIMILARITY_DETAIL_TYPES, props.similarityVisibilityTimeout);
-    this.publishDeadLetterQueue = encryptedQueue(this, 'PublishDeadLetterQueue', {
-      queueName: `${props.prefix}-publish-dlq`,
+    this.publishDeadLetterQueue = this.deadLetterQueue(
+      'PublishDeadLetterQueue',
+      'publish-dlq',
+      'the service publisher, which sends to it directly',
+    );
+    this.streamFailuresQueue = this.deadLetterQueue(
+      'StreamFailuresQueue',
+      'stream-failures',
+      'the events function and of its stream event source, which send to it directly',
+    );
+  }
+
+  /** A queue that is a dead-letter queue itself, written by `writer` rather than by a redrive policy. */
+  private deadLetterQueue(id: string, suffix: string, writer: string): sqs.Queue {
+    const queue = encryptedQueue(this, id, {
+      queueName: `${this.prefix}-${suffix}`,
       retentionPeriod: DEAD_LETTER_RETENTION,
     });
-    Validations.of(this.publishDeadLetterQueue).acknowledge({
+    Validations.of(queue).acknowledge({
       id: 'AwsSolutions-SQS3',
-      reason: 'It is a dead-letter queue itself (of the service publisher, which sends to it directly, so no redrive policy names it)',
+      reason: `It is a dead-letter queue itself (of ${writer}, so no redrive policy names it)`,
     });
-    this.streamFailuresQueue = encryptedQueue(this, 'StreamFailuresQueue', {
-      queueName: `${props.prefix}-stream-failures`,
-      retentionPeriod: DEAD_LETTER_RETENTION,
-    });
-    Validations.of(this.streamFailuresQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'It is a dead-letter queue itself (of the events function and of its stream event source, which send to it directly, so no redrive policy names it)',
-    });
+    return queue;
   }
 
   /** Every queue of the stack's messaging, dead-letter queues included. */

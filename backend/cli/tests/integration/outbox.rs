@@ -9,7 +9,7 @@ use brain2::outbox;
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::serve::{Server, start_server_with};
+use crate::serve::{Server, bulk_create_over_tcp, start_server_with};
 use crate::support::{
     EmulatorProxy, TestApp, new_queue, on_own_table, record_figures, settings_with, stack, take_distinct_events,
     take_messages, token, unique_user, user_queue,
@@ -21,8 +21,7 @@ async fn burst_of_writes(base: &str, user: &str) -> usize {
     let client = reqwest::Client::new();
     let notes: Vec<Value> =
         (0..10).map(|i| json!({"content": format!("Harbour note {i} about cranes and tides")})).collect();
-    let created = client.post(format!("{base}/nodes/bulk")).bearer_auth(token(user)).json(&json!({"nodes": notes}));
-    let created: Value = created.send().await.unwrap().json().await.unwrap();
+    let created: Value = bulk_create_over_tcp(base, user, notes).await.json().await.unwrap();
     let ids: Vec<String> =
         created["created"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids.len(), 10, "{created}");

@@ -73,7 +73,7 @@ pub async fn start_server_with(extra: &[&str], environment: &[(&str, &str)]) -> 
 }
 
 /// `POST /nodes/bulk` through the socket, asserted created.
-async fn bulk_create_over_tcp(base: &str, user: &str, notes: Vec<Value>) -> reqwest::Response {
+pub async fn bulk_create_over_tcp(base: &str, user: &str, notes: Vec<Value>) -> reqwest::Response {
     let created = reqwest::Client::new()
         .post(format!("{base}/nodes/bulk"))
         .bearer_auth(crate::support::token(user))

@@ -36,14 +36,14 @@ fn naming(field: &'static str) -> impl Fn(ServiceError) -> ApiError {
     move |error| ApiError::from(error).field_if_none(field)
 }
 
-/// Anyone may ask whether the service is up; only an authenticated caller sees its
-/// components, their errors and the flags in force.
 /// 503 when the service is down (its table unreachable), 200 when up or degraded: whoever
 /// reads the report, on the public router or the operator listener.
 pub fn health_status(report: &HealthReport) -> StatusCode {
     if report.status == Status::Down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
 }
 
+/// Anyone may ask whether the service is up; only an authenticated caller sees its
+/// components, their errors, the flags and the event delivery in force.
 #[utoipa::path(
     get,
     path = "/health",

@@ -51,14 +51,6 @@ pub struct TableStream {
     listed_at: Option<Instant>,
 }
 
-fn streams_error<E, R>(error: aws_sdk_dynamodbstreams::error::SdkError<E, R>) -> StoreError
-where
-    E: aws_sdk_dynamodbstreams::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    sdk_error(error)
-}
-
 /// Stream sequence numbers are decimal strings of varying length.
 fn sequence_order(a: &str, b: &str) -> std::cmp::Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
@@ -146,7 +138,7 @@ impl TableStream {
                 .set_exclusive_start_shard_id(start.take())
                 .send()
                 .await
-                .map_err(streams_error)?;
+                .map_err(sdk_error)?;
             let Some(description) = output.stream_description else { break };
             for shard in description.shards.unwrap_or_default() {
                 let Some(shard_id) = shard.shard_id else { continue };
@@ -181,7 +173,7 @@ impl TableStream {
             Ok(output) => Ok(output.shard_iterator),
             // The shard has aged out of the stream (24 hours): nothing of it can be read.
             Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
-            Err(error) => Err(streams_error(error)),
+            Err(error) => Err(sdk_error(error)),
         }
     }
 
@@ -219,7 +211,7 @@ impl TableStream {
                     self.shards.entry(shard_id).or_default().iterator = None;
                     continue;
                 }
-                Err(error) => return Err(streams_error(error)),
+                Err(error) => return Err(sdk_error(error)),
             };
             let changes: Vec<TableChange> =
                 output.records.unwrap_or_default().into_iter().filter_map(table_change).collect();
