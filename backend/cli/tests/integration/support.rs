@@ -227,9 +227,10 @@ impl TestApp {
 }
 
 impl TestApp {
-    /// Runs the cleanup of soft-deleted nodes now (no grace period), as the worker would.
-    /// The sweep purges every tombstone of the table, so only a test's own table may be swept.
-    pub async fn run_cleanup(&self) {
+    /// Runs the cleanup of soft-deleted nodes now (no grace period), as the worker would,
+    /// and returns how many tombstones it purged. The sweep purges every tombstone of the
+    /// table, so only a test's own table may be swept.
+    pub async fn run_cleanup(&self) -> usize {
         assert_ne!(
             self.settings.adapters.table,
             stack().table,
@@ -237,6 +238,7 @@ impl TestApp {
         );
         let report = self.adapters.cleanup().sweep(std::time::Duration::ZERO).await.unwrap();
         assert_eq!(report.failed, 0);
+        report.purged
     }
 }
 

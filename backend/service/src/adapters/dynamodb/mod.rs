@@ -387,10 +387,16 @@ impl GraphStore for DynamoGraphStore {
     ) -> Result<DeleteOutcome, StoreError> {
         let outcome = self.tombstone(user, ids, at).await?;
         let deleted: Vec<NodeId> = outcome.deleted.iter().map(|node| node.id).collect();
-        // The nodes are deleted once tombstoned; a purge that fails here is finished by
-        // the cleanup sweep, which finds the tombstone in the deletion queue.
-        for (id, failure) in self.purge_tombstones(user, &deleted).await? {
-            tracing::warn!(node = %id, %failure, "purge left to the deletion queue");
+        // The nodes are deleted once tombstoned, and the caller must hear so (it announces
+        // them): a purge that fails here, in part or as a whole, is finished by the cleanup
+        // sweep, which finds the tombstones in the deletion queue.
+        match self.purge_tombstones(user, &deleted).await {
+            Ok(failed) => {
+                for (id, failure) in failed {
+                    tracing::warn!(node = %id, %failure, "purge left to the deletion queue");
+                }
+            }
+            Err(error) => tracing::warn!(%error, nodes = ?deleted, "purge left to the deletion queue"),
         }
         Ok(outcome)
     }
