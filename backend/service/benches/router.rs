@@ -50,7 +50,7 @@ fn api() -> Api {
     let flags = Flags::OPTIMIZED;
     let state = AppState {
         service: Arc::new(GraphService::new(store.clone(), events.clone(), flags.soft_delete)),
-        health: Arc::new(HealthChecker::new(store.clone(), events.clone(), Duration::from_secs(5))),
+        health: Arc::new(HealthChecker::new(store.clone(), events.clone(), None, Duration::from_secs(5))),
         authenticator: Arc::new(Authenticator::shared_secret(SECRET)),
         cursors: Arc::new(CursorKey::built_in()),
         version_policy: Arc::new(VersionPolicy::default()),

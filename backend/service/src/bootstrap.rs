@@ -17,6 +17,7 @@ use crate::adapters::dynamodb::DynamoGraphStore;
 use crate::adapters::dynamodb::stream_reader::TableStream;
 use crate::adapters::eventbridge::EventBridgePublisher;
 use crate::adapters::eventbridge::background::BackgroundPublisher;
+use crate::adapters::redis::RedisCache;
 use crate::app::GraphService;
 use crate::app::cleanup::Cleanup;
 use crate::app::health::HealthChecker;
@@ -28,7 +29,7 @@ use crate::http::auth::DEVELOPMENT_SECRET;
 use crate::http::middleware::RequestScope;
 use crate::http::settings::{AuthMode, HttpSettings};
 use crate::outbox::{Relay, TableOutbox};
-use crate::ports::{EventPublisher, GraphStore, StoreError};
+use crate::ports::{EventPublisher, GraphStore, SharedCache, StoreError};
 use crate::telemetry::LogSettings;
 use crate::worker::{Worker, WorkerSettings};
 
@@ -175,14 +176,29 @@ impl Adapters {
     }
 }
 
+/// The shared cache tier: with the flag on and an endpoint configured. An endpoint that
+/// does not parse is logged and left out; the cache saves work, it is no reason not to serve.
+fn shared_cache(settings: &Settings, flags: &Flags) -> Option<Arc<dyn SharedCache>> {
+    let aws = &settings.adapters;
+    let url = aws.shared_cache.cache_url.as_deref().filter(|_| flags.shared_cache && flags.read_cache)?;
+    match RedisCache::new(url, &aws.shared_cache, aws.cache_ttl) {
+        Ok(cache) => Some(Arc::new(cache)),
+        Err(error) => {
+            tracing::error!(%error, "the shared cache is left out");
+            None
+        }
+    }
+}
+
 impl Adapters {
     pub fn new(settings: &Settings, clients: AwsClients) -> Self {
         let flags = settings.flags();
         let aws = &settings.adapters;
         let dynamo: Arc<dyn GraphStore> =
             Arc::new(DynamoGraphStore::new(clients.dynamodb.clone(), aws.table.clone(), flags));
-        let store =
-            CachedGraphStore::wrap(dynamo, &flags, aws.cache_ttl, aws.cache_max_mib.saturating_mul(1024 * 1024));
+        let shared = shared_cache(settings, &flags);
+        let max_bytes = aws.cache_max_mib.saturating_mul(1024 * 1024);
+        let store = CachedGraphStore::wrap(dynamo, &flags, aws.cache_ttl, max_bytes, shared.clone());
         let publisher = |batched| {
             EventBridgePublisher::new(
                 clients.eventbridge.clone(),
@@ -200,7 +216,7 @@ impl Adapters {
         };
         let relay = Arc::new(Relay::new(publisher(true), clients.sqs.clone(), aws.stream_failures_queue_url.clone()));
         let health_ttl = Duration::from_secs(settings.http.health_report_seconds);
-        let health = Arc::new(HealthChecker::new(store.clone(), events.clone(), health_ttl));
+        let health = Arc::new(HealthChecker::new(store.clone(), events.clone(), shared, health_ttl));
         Self { clients, store, events, health, relay, table: aws.table.clone(), event_delivery: flags.event_delivery }
     }
 }

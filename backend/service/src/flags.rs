@@ -130,6 +130,8 @@ flags! {
     read_cache => "flag-read-cache", "BRAIN2_FLAG_READ_CACHE";
     /// In-process adjacency lists, invalidated on edge and node changes.
     adjacency_cache => "flag-adjacency-cache", "BRAIN2_FLAG_ADJACENCY_CACHE";
+    /// A second cache tier every instance shares (`BRAIN2_CACHE_URL`; without it, off): a write through any instance is read at once through all.
+    shared_cache => "flag-shared-cache", "BRAIN2_FLAG_SHARED_CACHE";
     /// gzip/br responses above 1 KB when the client accepts them.
     compression => "flag-compression", "BRAIN2_FLAG_COMPRESSION";
     /// Deletes mark nodes deleted in one write and clean up asynchronously (off: cascade in the request).
@@ -210,7 +212,7 @@ mod tests {
     #[test]
     fn every_flag_is_listed_settable_and_round_trips_through_settings() {
         let names: Vec<&str> = Flags::OPTIMIZED.entries().into_keys().collect();
-        assert_eq!(names.len(), 10);
+        assert_eq!(names.len(), 11);
         for name in names {
             let flipped = Flags::OPTIMIZED.with(name, false).unwrap();
             assert_eq!(flipped.entries().values().filter(|on| !**on).count(), 1, "{name}");

@@ -44,7 +44,7 @@ pub struct Page<T> {
 
 /// Where a graph page continues: just after this node, or (`edge_to`) just after its edge
 /// to that node. Holds no user id, like [`ListCursor`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct GraphCursor {
     pub node: NodeId,
     pub edge_to: Option<NodeId>,
@@ -54,7 +54,7 @@ pub struct GraphCursor {
 /// start from them. Every edge is stored under the node it starts from, so the union of
 /// all pages is the whole graph with each edge once; an edge may name a node of a page
 /// not read yet, and the edges of a node with very many may continue on the next page.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Graph {
     pub nodes: Vec<Node>,
     /// Each edge once, in the direction it was created.
@@ -198,6 +198,40 @@ pub trait GraphStore: Send + Sync {
     -> Result<DocumentFrequencies, StoreError>;
     /// A cheap call that proves the store is reachable and the table exists.
     async fn check(&self) -> Result<(), StoreError>;
+}
+
+/// Why the shared cache did not answer. Never a request's failure: the caller reads the
+/// store instead.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CacheError {
+    /// Recent calls failed; the cache is left alone until a probe finds it back.
+    #[error("the shared cache is left alone after recent failures")]
+    Open,
+    #[error("the shared cache did not answer in time")]
+    Timeout,
+    #[error("the shared cache failed: {0}")]
+    Failed(String),
+}
+
+/// The shared tier of the read cache: entries every instance of the service reads and
+/// fills, grouped per user in *generations*. Any write of a user moves that user to a new
+/// generation, so an entry filled before the write is never read again, on any instance.
+/// Keys are built here from the user, so no user can address another's entries.
+#[async_trait]
+pub trait SharedCache: Send + Sync {
+    /// The user's current generation (one is created when the user has none). Fails while
+    /// this instance still owes the cache a generation change (see [`SharedCache::advance`]):
+    /// until then, nothing cached for any user may be trusted by this instance.
+    async fn generation(&self, user: &UserId) -> Result<u64, CacheError>;
+    /// Moves the user to a new generation, atomically. When it fails, the change is owed
+    /// and made before this instance reads the shared cache again.
+    async fn advance(&self, user: &UserId) -> Result<(), CacheError>;
+    /// The entries named by `slots` in the user's `generation`, in the order asked.
+    async fn get(&self, user: &UserId, generation: u64, slots: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError>;
+    /// Stores an entry in the user's `generation` for the cache's time to live.
+    async fn put(&self, user: &UserId, generation: u64, slot: &str, value: Vec<u8>) -> Result<(), CacheError>;
+    /// A cheap call that proves the cache answers.
+    async fn check(&self) -> Result<(), CacheError>;
 }
 
 #[derive(Debug, Error)]

@@ -1,11 +1,19 @@
-//! In-process read caches as a decorator of the store port: node reads and the first
-//! graph page (`read_cache`) and adjacency lists (`adjacency_cache`).
+//! The read caches, as a decorator of the store port: node reads and the first graph page
+//! (`read_cache`) and adjacency lists (`adjacency_cache`), in two tiers: this instance's
+//! memory, and (`shared_cache`, with `BRAIN2_CACHE_URL`) a cache every instance shares.
 //!
 //! Every entry is keyed by its user and that user's current *generation*; any write of the
 //! user moves them to a new generation, so their older entries are never read again (and
-//! age out). A key always includes the user id, and a reader never sees data older than
-//! its own instance's last write. Writes made by other instances show after at most the
-//! time-to-live.
+//! age out). A key always includes the user id, and what comes back from the shared tier
+//! is checked to belong to the user who asked.
+//!
+//! Memory only: each instance keeps its own generations, so a reader never sees data older
+//! than its own instance's last write, and writes made by other instances show after at
+//! most the time-to-live. With the shared tier, the generation is the one the shared cache
+//! holds, read on every cached read: a write through any instance is seen at once by every
+//! other, while what did not change is still answered from memory. When the shared cache
+//! cannot tell the generation (down, slow, or a generation change still owed), reads go to
+//! the store: no tier is trusted without it.
 //!
 //! Memory is bounded by bytes, not by users: each entry weighs an estimate of its size,
 //! and the least recently used go first once the total passes the budget. Misses (reads
@@ -20,14 +28,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::domain::similarity::DocumentFrequencies;
 use crate::domain::{Edge, Node, NodeId, UserId};
 use crate::flags::Flags;
 use crate::ports::{
-    BatchOutcome, DeleteOutcome, DeletedNode, Graph, GraphCursor, GraphStore, ListCursor, Page, StoreError,
+    BatchOutcome, DeleteOutcome, DeletedNode, Graph, GraphCursor, GraphStore, ListCursor, Page, SharedCache, StoreError,
 };
-use crate::telemetry::metric::{self, Cache};
+use crate::telemetry::metric::{self, Cache, Tier};
 
 /// Negative entries (ids found missing) one user may have cached per generation.
 pub const MAX_CACHED_MISSES_PER_USER: usize = 256;
@@ -45,6 +54,17 @@ enum Slot {
     GraphStart(usize),
 }
 
+impl Slot {
+    /// The slot's name in the shared tier (under the user and generation).
+    fn name(&self) -> String {
+        match self {
+            Self::Node(id) => format!("n:{id}"),
+            Self::Adjacency(id) => format!("a:{id}"),
+            Self::GraphStart(limit) => format!("g:{limit}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct EntryKey {
     user: UserId,
@@ -52,11 +72,30 @@ struct EntryKey {
     slot: Slot,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 enum Entry {
     Node(Option<Node>),
     Adjacency(Option<Vec<Edge>>),
     Graph(Graph),
+}
+
+impl Entry {
+    /// Whether every node and edge in the entry is `user`'s.
+    fn belongs_to(&self, user: &UserId) -> bool {
+        let node_is_theirs = |node: &Node| node.user_id == *user;
+        let edges_are_theirs = |edges: &[Edge]| edges.iter().all(|edge| edge.user_id == *user);
+        match self {
+            Self::Node(node) => node.as_ref().is_none_or(node_is_theirs),
+            Self::Adjacency(edges) => edges.as_deref().is_none_or(edges_are_theirs),
+            Self::Graph(graph) => graph.nodes.iter().all(node_is_theirs) && edges_are_theirs(&graph.edges),
+        }
+    }
+
+    /// An entry read from the shared tier, if it decodes and is `user`'s.
+    fn decode(user: &UserId, bytes: &[u8]) -> Option<Self> {
+        let entry: Self = serde_json::from_slice(bytes).ok()?;
+        entry.belongs_to(user).then_some(entry)
+    }
 }
 
 fn node_bytes(node: &Node) -> usize {
@@ -88,27 +127,47 @@ struct Generation {
     misses: AtomicUsize,
 }
 
+impl Generation {
+    fn new(number: u64) -> Arc<Self> {
+        Arc::new(Self { number, misses: AtomicUsize::new(0) })
+    }
+}
+
 pub struct CachedGraphStore {
     inner: Arc<dyn GraphStore>,
     entries: moka::future::Cache<EntryKey, Entry>,
+    /// Each user's generation: this instance's own, or the shared tier's as last read.
     generations: moka::future::Cache<UserId, Arc<Generation>>,
     /// Generation numbers are never reused, so a forgotten user cannot meet old entries.
     next_generation: AtomicU64,
+    shared: Option<Arc<dyn SharedCache>>,
     read_cache: bool,
     adjacency_cache: bool,
 }
 
 impl CachedGraphStore {
     /// The store itself when no cache flag is on; otherwise the store behind the caches,
-    /// holding about `max_bytes` at most.
-    pub fn wrap(inner: Arc<dyn GraphStore>, flags: &Flags, ttl: Duration, max_bytes: u64) -> Arc<dyn GraphStore> {
+    /// holding about `max_bytes` in memory, and `shared` as the second tier when given.
+    pub fn wrap(
+        inner: Arc<dyn GraphStore>,
+        flags: &Flags,
+        ttl: Duration,
+        max_bytes: u64,
+        shared: Option<Arc<dyn SharedCache>>,
+    ) -> Arc<dyn GraphStore> {
         if !flags.read_cache && !flags.adjacency_cache {
             return inner;
         }
-        Arc::new(Self::new(inner, flags, ttl, max_bytes))
+        Arc::new(Self::new(inner, flags, ttl, max_bytes, shared))
     }
 
-    fn new(inner: Arc<dyn GraphStore>, flags: &Flags, ttl: Duration, max_bytes: u64) -> Self {
+    fn new(
+        inner: Arc<dyn GraphStore>,
+        flags: &Flags,
+        ttl: Duration,
+        max_bytes: u64,
+        shared: Option<Arc<dyn SharedCache>>,
+    ) -> Self {
         let entries = moka::future::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|key, entry| u32::try_from(entry_bytes(key, entry)).unwrap_or(u32::MAX))
@@ -120,38 +179,84 @@ impl CachedGraphStore {
             entries,
             generations,
             next_generation: AtomicU64::new(0),
+            shared,
             read_cache: flags.read_cache,
             adjacency_cache: flags.adjacency_cache,
         }
     }
 
-    async fn generation(&self, user: &UserId) -> Arc<Generation> {
-        self.generations
-            .get_with(user.clone(), async {
-                let number = self.next_generation.fetch_add(1, Ordering::Relaxed);
-                Arc::new(Generation { number, misses: AtomicUsize::new(0) })
-            })
-            .await
+    /// The generation the user's entries are keyed by now; `None` when the shared tier
+    /// cannot say, and nothing cached may be used.
+    async fn generation(&self, user: &UserId) -> Option<Arc<Generation>> {
+        let Some(shared) = &self.shared else {
+            let fresh = async { Generation::new(self.next_generation.fetch_add(1, Ordering::Relaxed)) };
+            return Some(self.generations.get_with(user.clone(), fresh).await);
+        };
+        let number = shared.generation(user).await.ok()?;
+        if let Some(known) = self.generations.get(user).await.filter(|known| known.number == number) {
+            return Some(known);
+        }
+        let current = Generation::new(number);
+        self.generations.insert(user.clone(), current.clone()).await;
+        Some(current)
     }
 
     fn key(user: &UserId, generation: &Generation, slot: Slot) -> EntryKey {
         EntryKey { user: user.clone(), generation: generation.number, slot }
     }
 
-    /// Caches `entry` unless it is a miss beyond the user's allowance.
+    /// The entries at `keys` (one user's, one generation's), in order: from memory, else
+    /// from the shared tier in one call (and then kept in memory too).
+    async fn lookup(&self, keys: &[EntryKey], cache: Cache) -> Vec<Option<Entry>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            let entry = self.entries.get(key).await;
+            metric::cache_lookup(cache, Tier::Memory, entry.is_some());
+            found.push(entry);
+        }
+        let (Some(shared), Some(first)) = (&self.shared, keys.first()) else { return found };
+        let missing: Vec<usize> = (0..keys.len()).filter(|&at| found[at].is_none()).collect();
+        if missing.is_empty() {
+            return found;
+        }
+        let slots: Vec<String> = missing.iter().map(|&at| keys[at].slot.name()).collect();
+        let values = shared.get(&first.user, first.generation, &slots).await.unwrap_or_default();
+        for (position, &at) in missing.iter().enumerate() {
+            let entry = values.get(position).cloned().flatten().and_then(|bytes| Entry::decode(&keys[at].user, &bytes));
+            metric::cache_lookup(cache, Tier::Shared, entry.is_some());
+            if let Some(entry) = &entry {
+                self.entries.insert(keys[at].clone(), entry.clone()).await;
+            }
+            found[at] = entry;
+        }
+        found
+    }
+
+    /// Caches `entry` in both tiers, unless it is a miss beyond the user's allowance.
     async fn remember(&self, key: EntryKey, generation: &Generation, entry: Entry) {
         if is_miss(&entry) && generation.misses.fetch_add(1, Ordering::Relaxed) >= MAX_CACHED_MISSES_PER_USER {
             return;
         }
+        if let Some(shared) = &self.shared
+            && let Ok(bytes) = serde_json::to_vec(&entry)
+        {
+            // A fill that fails costs nothing but a later miss.
+            let _ = shared.put(&key.user, key.generation, &key.slot.name(), bytes).await;
+        }
         self.entries.insert(key, entry).await;
     }
 
-    /// Moves the user to a new generation: nothing cached before is read again.
+    /// Moves the user to a new generation: nothing cached before is read again, on this
+    /// instance or (with the shared tier) on any other.
     async fn forget(&self, user: &UserId) {
         self.generations.invalidate(user).await;
+        if let Some(shared) = &self.shared {
+            // On failure the change is owed, and the shared tier is not read until it is made.
+            let _ = shared.advance(user).await;
+        }
     }
 
-    /// A read answered from the cache when it is there, otherwise fetched (the future is
+    /// A read answered from the caches when it is there, otherwise fetched (the future is
     /// only polled on a miss) and remembered under the generation seen before the fetch:
     /// a write that lands meanwhile leaves the result where nobody reads it.
     async fn read_through<V>(
@@ -166,10 +271,9 @@ impl CachedGraphStore {
     where
         V: Clone,
     {
-        let generation = self.generation(user).await;
+        let Some(generation) = self.generation(user).await else { return fetch.await };
         let key = Self::key(user, &generation, slot);
-        let hit = self.entries.get(&key).await.and_then(unwrap);
-        metric::cache_lookup(cache, hit.is_some());
+        let hit = self.lookup(std::slice::from_ref(&key), cache).await.pop().flatten().and_then(unwrap);
         if let Some(value) = hit {
             return Ok(value);
         }
@@ -238,13 +342,12 @@ impl GraphStore for CachedGraphStore {
         if !self.read_cache {
             return self.inner.get_nodes(user, ids).await;
         }
-        let generation = self.generation(user).await;
+        let Some(generation) = self.generation(user).await else { return self.inner.get_nodes(user, ids).await };
+        let keys: Vec<EntryKey> = ids.iter().map(|id| Self::key(user, &generation, Slot::Node(*id))).collect();
         let mut found = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
-        for id in ids {
-            let hit = self.entries.get(&Self::key(user, &generation, Slot::Node(*id))).await.and_then(node_entry);
-            metric::cache_lookup(Cache::Node, hit.is_some());
-            match hit {
+        for (id, hit) in ids.iter().zip(self.lookup(&keys, Cache::Node).await) {
+            match hit.and_then(node_entry) {
                 Some(node) => found.extend(node),
                 None => missing.push(*id),
             }
@@ -454,7 +557,7 @@ mod tests {
     }
 
     fn cache_over(nodes: &Arc<Nodes>, max_bytes: u64) -> CachedGraphStore {
-        CachedGraphStore::new(nodes.clone(), &Flags::OPTIMIZED, Duration::from_secs(600), max_bytes)
+        CachedGraphStore::new(nodes.clone(), &Flags::OPTIMIZED, Duration::from_secs(600), max_bytes, None)
     }
 
     fn user(name: &str) -> UserId {

@@ -4,12 +4,14 @@ pub mod aws;
 pub mod cache;
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod redis;
 
 use std::time::Duration;
 
 use clap::Args;
 
 use self::aws::network::NetworkSimulation;
+use self::redis::SharedCacheSettings;
 use crate::config::seconds;
 
 /// Where the adapters find their AWS resources, and how they behave.
@@ -34,6 +36,8 @@ pub struct AdapterSettings {
     /// hold); the least recently used entries go first beyond it.
     #[arg(long = "cache-max-mib", env = "BRAIN2_CACHE_MAX_MIB", value_name = "MIB", default_value_t = 64)]
     pub cache_max_mib: u64,
+    #[command(flatten)]
+    pub shared_cache: SharedCacheSettings,
     #[command(flatten)]
     pub network: NetworkSimulation,
 }

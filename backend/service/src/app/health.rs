@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::ports::{EventPublisher, GraphStore};
+use crate::ports::{EventPublisher, GraphStore, SharedCache};
 
 /// A dependency that takes longer than this counts as down: a health check must answer
 /// quickly even when something behind it hangs.
@@ -43,6 +43,8 @@ pub struct HealthReport {
 pub struct HealthChecker {
     store: Arc<dyn GraphStore>,
     events: Arc<dyn EventPublisher>,
+    /// The shared cache tier, when there is one.
+    cache: Option<Arc<dyn SharedCache>>,
     /// How long a report answers every health request: however often `/health` is called,
     /// an instance asks its dependencies at most once per period, so the endpoint cannot be
     /// used to multiply calls to AWS.
@@ -68,8 +70,13 @@ async fn timed<E: std::fmt::Display>(
 }
 
 impl HealthChecker {
-    pub fn new(store: Arc<dyn GraphStore>, events: Arc<dyn EventPublisher>, report_ttl: Duration) -> Self {
-        Self { store, events, report_ttl, last: tokio::sync::Mutex::new(None) }
+    pub fn new(
+        store: Arc<dyn GraphStore>,
+        events: Arc<dyn EventPublisher>,
+        cache: Option<Arc<dyn SharedCache>>,
+        report_ttl: Duration,
+    ) -> Self {
+        Self { store, events, cache, report_ttl, last: tokio::sync::Mutex::new(None) }
     }
 
     /// The last report when it is younger than the report's time to live, a fresh one otherwise.
@@ -86,15 +93,26 @@ impl HealthChecker {
     }
 
     /// Down when the table is unreachable (nothing works); degraded when only event
-    /// publishing is (reads and writes still work, events are late).
+    /// publishing is (reads and writes still work, events are late) or the shared cache
+    /// (reads go to the table: slower, still right).
     async fn check(&self) -> HealthReport {
-        let (dynamodb, eventbridge) =
-            tokio::join!(timed("dynamodb", self.store.check()), timed("eventbridge", self.events.check()));
-        let status = match (dynamodb.status, eventbridge.status) {
-            (Status::Up, Status::Up) => Status::Up,
-            (Status::Up, _) => Status::Degraded,
-            _ => Status::Down,
+        let cache = async {
+            match &self.cache {
+                Some(cache) => Some(timed("cache", cache.check()).await),
+                None => None,
+            }
         };
-        HealthReport { status, components: vec![dynamodb, eventbridge] }
+        let (dynamodb, eventbridge, cache) =
+            tokio::join!(timed("dynamodb", self.store.check()), timed("eventbridge", self.events.check()), cache);
+        let mut components = vec![dynamodb, eventbridge];
+        components.extend(cache);
+        let status = if components[0].status != Status::Up {
+            Status::Down
+        } else if components.iter().all(|component| component.status == Status::Up) {
+            Status::Up
+        } else {
+            Status::Degraded
+        };
+        HealthReport { status, components }
     }
 }

@@ -1,9 +1,11 @@
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::{DomainError, NodeId, UserId};
 
 /// How an edge came to be: drawn by the user, or derived from keyword similarity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EdgeKind {
     Manual,
     Similarity,
@@ -27,7 +29,8 @@ impl EdgeKind {
 }
 
 /// Strength of a connection, from [`EdgeWeight::MIN`] to 1.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
 pub struct EdgeWeight(f64);
 
 impl EdgeWeight {
@@ -49,9 +52,23 @@ impl EdgeWeight {
     }
 }
 
+impl TryFrom<f64> for EdgeWeight {
+    type Error = DomainError;
+
+    fn try_from(value: f64) -> Result<Self, DomainError> {
+        Self::new(value)
+    }
+}
+
+impl From<EdgeWeight> for f64 {
+    fn from(weight: EdgeWeight) -> Self {
+        weight.0
+    }
+}
+
 /// A directed link between two of one user's nodes. The store keeps it in both
 /// directions so each end can list its neighbours with a single query.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Edge {
     pub user_id: UserId,
     pub source: NodeId,

@@ -1,11 +1,14 @@
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::DomainError;
 
 /// The authenticated user. Only ever built from verified credentials, never from a request body.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Deserialized through [`UserId::parse`], like every other way in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct UserId(String);
 
 impl UserId {
@@ -23,6 +26,20 @@ impl UserId {
     }
 }
 
+impl TryFrom<String> for UserId {
+    type Error = DomainError;
+
+    fn try_from(raw: String) -> Result<Self, DomainError> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<UserId> for String {
+    fn from(user: UserId) -> Self {
+        user.0
+    }
+}
+
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -32,7 +49,8 @@ impl fmt::Display for UserId {
 const HYPHENATED_LENGTH: usize = 36;
 
 /// Node ids are UUIDv7: unique without coordination and roughly time-ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct NodeId(Uuid);
 
 impl NodeId {

@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::{DomainError, Keyword, KeywordExtractor, NodeId, UserId};
 
@@ -60,7 +61,8 @@ impl NodeDraft {
 
 /// A note in a user's graph. `version` starts at 1 and grows by one with every update;
 /// updates must name the version they were based on (optimistic concurrency).
-#[derive(Debug, Clone, PartialEq)]
+/// Serializable for the shared read cache, which keeps nodes as they were read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     pub id: NodeId,
     pub user_id: UserId,

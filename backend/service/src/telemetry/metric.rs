@@ -13,6 +13,7 @@ pub const AWS_CALLS: &str = "brain2_aws_calls_total";
 pub const DYNAMODB_CAPACITY: &str = "brain2_dynamodb_consumed_capacity_units";
 pub const SDK_CLIENTS_BUILT: &str = "brain2_sdk_clients_built_total";
 pub const CACHE_LOOKUPS: &str = "brain2_cache_lookups_total";
+pub const SHARED_CACHE_FAILURES: &str = "brain2_shared_cache_failures_total";
 pub const EVENTS_ENQUEUED: &str = "brain2_events_enqueued_total";
 pub const EVENTS_PUBLISHED: &str = "brain2_events_published_total";
 pub const EVENTS_RETRIED: &str = "brain2_events_retried_total";
@@ -33,7 +34,12 @@ pub fn describe() {
     describe_counter!(AWS_CALLS, Unit::Count, "AWS API operations called by the process, by service and operation");
     describe_histogram!(DYNAMODB_CAPACITY, Unit::Count, "DynamoDB capacity units consumed per call (sum: total)");
     describe_counter!(SDK_CLIENTS_BUILT, Unit::Count, "Sets of AWS SDK clients constructed");
-    describe_counter!(CACHE_LOOKUPS, Unit::Count, "In-process cache lookups, by cache and result (hit or miss)");
+    describe_counter!(CACHE_LOOKUPS, Unit::Count, "Read cache lookups, by cache, tier (memory or shared) and result");
+    describe_counter!(
+        SHARED_CACHE_FAILURES,
+        Unit::Count,
+        "Shared cache calls that failed (error or timeout) or were held back by its circuit breaker (open)"
+    );
     describe_counter!(EVENTS_ENQUEUED, Unit::Count, "Domain events handed to the background publisher");
     describe_counter!(EVENTS_PUBLISHED, Unit::Count, "Domain events EventBridge accepted");
     describe_counter!(EVENTS_RETRIED, Unit::Count, "PutEvents entries sent again after a failure");
@@ -79,7 +85,7 @@ pub fn sdk_clients_built() {
     counter!(SDK_CLIENTS_BUILT).increment(1);
 }
 
-/// The in-process caches, as labelled in [`CACHE_LOOKUPS`].
+/// The read caches, as labelled in [`CACHE_LOOKUPS`].
 #[derive(Debug, Clone, Copy)]
 pub enum Cache {
     Node,
@@ -87,13 +93,30 @@ pub enum Cache {
     Graph,
 }
 
-pub fn cache_lookup(cache: Cache, hit: bool) {
+/// Where a lookup looked: this instance's memory, or the cache every instance shares.
+#[derive(Debug, Clone, Copy)]
+pub enum Tier {
+    Memory,
+    Shared,
+}
+
+pub fn cache_lookup(cache: Cache, tier: Tier, hit: bool) {
     let cache = match cache {
         Cache::Node => "node",
         Cache::Adjacency => "adjacency",
         Cache::Graph => "graph",
     };
-    counter!(CACHE_LOOKUPS, "cache" => cache, "result" => if hit { "hit" } else { "miss" }).increment(1);
+    let tier = match tier {
+        Tier::Memory => "memory",
+        Tier::Shared => "shared",
+    };
+    counter!(CACHE_LOOKUPS, "cache" => cache, "tier" => tier, "result" => if hit { "hit" } else { "miss" })
+        .increment(1);
+}
+
+/// `reason`: `error`, `timeout`, or `open` (held back by the circuit breaker).
+pub fn shared_cache_failure(reason: &'static str) {
+    counter!(SHARED_CACHE_FAILURES, "reason" => reason).increment(1);
 }
 
 pub fn events_enqueued(count: usize) {
