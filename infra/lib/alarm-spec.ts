@@ -12,6 +12,7 @@ export interface MetricSpec {
 }
 
 export interface MathSpec {
+  /** May hold placeholders, such as a usage limit the stack was deployed with. */
   readonly expression: string;
   readonly label: string;
   /** Inputs by the id the expression uses (lower-case first letter, as CloudWatch requires). */

@@ -9,6 +9,7 @@ import { Authentication } from './constructs/auth';
 import { Compute, visibilityTimeout } from './constructs/compute';
 import { Messaging } from './constructs/messaging';
 import { Observability } from './constructs/observability';
+import { SharedCache } from './constructs/shared-cache';
 import { Brain2Table } from './constructs/table';
 import { DASHBOARDS_DIR } from './paths';
 import { Placeholders } from './placeholders';
@@ -37,6 +38,8 @@ export const STACK_DESCRIPTIONS: Readonly<Record<DeployTarget, string>> = {
  */
 export interface ServicePlane {
   readonly auth: Authentication;
+  /** With `sharedCache` on only. */
+  readonly sharedCache?: SharedCache;
   readonly assets: LambdaAssets;
   readonly compute: Compute;
   readonly api: Api;
@@ -47,9 +50,10 @@ export interface ServicePlane {
 /**
  * Brain2 in one stack: the table (schema/table.json), the bus with the workers' queues,
  * the four functions (the events function consumes the table's stream), the REST API, and
- * the dashboards and alarms of dashboards/ and alarms/. Each concern is one construct;
- * later ones (more stream consumers, a WebSocket API, a cache, the chat endpoint) take the
- * ones they need as props.
+ * the dashboards and alarms of dashboards/ and alarms/; with `sharedCache` on, the shared
+ * read cache and the VPC the functions then run in. Each concern is one construct; later
+ * ones (more stream consumers, a WebSocket API, the chat endpoint) take the ones they need
+ * as props.
  *
  * The `localstack` target builds the table and the messaging alone, with the same
  * constructs, and deploys without `cdk bootstrap` (`synthesizerFor`).
@@ -88,16 +92,24 @@ export class Brain2Stack extends Stack {
       jwtSecretName: config.jwtSecretName,
     });
     const assets = new LambdaAssets(config.lambdaAssets, config.allowStubAssets, props.stubDir);
+    const sharedCache = config.sharedCache.enabled
+      ? new SharedCache(this, 'SharedCache', {
+          prefix: config.prefix,
+          config: config.sharedCache,
+          logRetentionDays: config.logRetentionDays,
+        })
+      : undefined;
     const compute = new Compute(this, 'Compute', {
       config,
       assets,
       table: this.data,
       messaging: this.messaging,
       auth,
+      sharedCache,
     });
     const api = new Api(this, 'Api', { config, handler: compute.api.function, auth });
 
-    const placeholders = new Placeholders(this.placeholderValues(schema, compute, api));
+    const placeholders = new Placeholders(this.placeholderValues(schema, compute, api, sharedCache));
     const observability = new Observability(this, 'Observability', {
       prefix: config.prefix,
       placeholders,
@@ -119,11 +131,19 @@ export class Brain2Stack extends Stack {
         ],
       });
     }
-    return { auth, assets, compute, api, placeholders, observability };
+    return { auth, sharedCache, assets, compute, api, placeholders, observability };
   }
 
-  /** Every name the dashboard and alarm files may use as `${Name}`. */
-  private placeholderValues(schema: TableSchema, compute: Compute, api: Api): Record<string, string> {
+  /**
+   * Every name the dashboard and alarm files may use as `${Name}`; those of the shared cache
+   * have no value when it is off, which leaves out what uses them.
+   */
+  private placeholderValues(
+    schema: TableSchema,
+    compute: Compute,
+    api: Api,
+    sharedCache?: SharedCache,
+  ): Record<string, string | undefined> {
     const { messaging, data } = this;
     return {
       Region: Aws.REGION,
@@ -152,6 +172,10 @@ export class Brain2Stack extends Stack {
       SimilarityDlqName: messaging.similarity.deadLetterQueue.queueName,
       PublishDlqName: messaging.publishDeadLetterQueue.queueName,
       StreamFailuresQueueName: messaging.streamFailuresQueue.queueName,
+      SharedCacheName: sharedCache?.cacheName,
+      // Usage limits, for alarms on the share of them in use.
+      SharedCacheMaxEcpuPerSecond: sharedCache && String(sharedCache.config.maxEcpuPerSecond),
+      SharedCacheMaxDataGb: sharedCache && String(sharedCache.config.maxDataStorageGb),
     };
   }
 
@@ -183,7 +207,7 @@ export class Brain2Stack extends Stack {
     }
   }
 
-  private serviceOutputs({ api, compute, auth, observability }: ServicePlane): void {
+  private serviceOutputs({ api, compute, auth, observability, sharedCache }: ServicePlane): void {
     new CfnOutput(this, 'ApiUrl', {
       value: `${api.restApi.url}api/v1`,
       description: 'Base URL of the API (TARGET_URL of make loadtest)',
@@ -213,6 +237,12 @@ export class Brain2Stack extends Stack {
     }
     const dashboards = [...observability.dashboards.values()].map((dashboard) => dashboard.dashboardName!);
     new CfnOutput(this, 'Dashboards', { value: dashboards.join(', ') });
+    if (sharedCache) {
+      new CfnOutput(this, 'SharedCacheEndpoint', {
+        value: sharedCache.url,
+        description: 'BRAIN2_CACHE_URL of the functions: reachable from the stack\'s VPC only',
+      });
+    }
   }
 }
 

@@ -39,6 +39,21 @@ export type EventDelivery = 'inline' | 'background' | 'outbox';
 
 export const EVENT_DELIVERIES: readonly EventDelivery[] = ['inline', 'background', 'outbox'];
 
+/**
+ * The shared read cache: an ElastiCache Serverless (Valkey) cache the functions reach as
+ * `BRAIN2_CACHE_URL`, behind each function's own in-process cache. Off by default: it puts
+ * the functions in a VPC with interface endpoints, which cost by the hour whatever the
+ * traffic (docs/deploy.md, Shared cache). The limits cap what the cache may use, and so
+ * what it may cost.
+ */
+export interface SharedCacheConfig {
+  readonly enabled: boolean;
+  /** Most data it holds, in GB; at the limit it evicts the least recently used keys with a TTL. */
+  readonly maxDataStorageGb: number;
+  /** Most ECPUs it serves a second; requests beyond are throttled. */
+  readonly maxEcpuPerSecond: number;
+}
+
 export interface FunctionSizing {
   readonly memoryMb: number;
   readonly timeoutSeconds: number;
@@ -76,6 +91,8 @@ export interface Brain2Config {
   readonly cleanup: FunctionSizing;
   readonly similarity: FunctionSizing;
   readonly events: FunctionSizing;
+  /** See `SharedCacheConfig`. */
+  readonly sharedCache: SharedCacheConfig;
   /** Subscribed to the alarm topic when given. */
   readonly alarmEmail?: string;
   /** Prefix of runbook links in alarm descriptions, e.g. a repository's web address of docs/runbooks. */
@@ -93,6 +110,7 @@ export const STACK_OWNED_SETTINGS: readonly string[] = [
   'BRAIN2_JWT_SECRET',
   'BRAIN2_CLEANUP_GRACE_SECONDS',
   'BRAIN2_REQUEST_DEADLINE_MS',
+  'BRAIN2_CACHE_URL',
 ];
 
 /** Settings a deployed function refuses to start with (local measurement only). */
@@ -192,15 +210,29 @@ function workerConcurrency(context: ContextReader, key: string, spare: number): 
   return value;
 }
 
+/** The shared cache's settings; its limits' ranges are ElastiCache Serverless's own. */
+function sharedCache(context: ContextReader, target: DeployTarget): SharedCacheConfig {
+  const enabled = context.boolean('sharedCache', false);
+  if (enabled && target !== 'aws') {
+    throw new Error(`context sharedCache needs target aws: the ${target} target has no functions to use it`);
+  }
+  return {
+    enabled,
+    maxDataStorageGb: context.integer('sharedCacheMaxDataGb', 1, 1, 5000),
+    maxEcpuPerSecond: context.integer('sharedCacheMaxEcpuPerSecond', 5000, 1000, 15_000_000),
+  };
+}
+
 export function readConfig(node: Node): Brain2Config {
   const context = new ContextReader(node);
+  const target = context.oneOf<DeployTarget>('target', 'aws', DEPLOY_TARGETS);
   const prefix = context.string('prefix', 'brain2');
   if (!/^[a-z][a-z0-9-]{1,30}$/.test(prefix)) {
     throw new Error(`context prefix must be 2-31 lower-case letters, digits or dashes, got ${prefix}`);
   }
   const lambdaAssets = context.optionalString('lambdaAssets') ?? process.env.BRAIN2_LAMBDA_ASSETS;
   return {
-    target: context.oneOf<DeployTarget>('target', 'aws', DEPLOY_TARGETS),
+    target,
     prefix,
     lambdaAssets: lambdaAssets ? path.resolve(REPO_ROOT, lambdaAssets) : DEFAULT_LAMBDA_ASSETS,
     allowStubAssets: context.boolean('allowStubAssets', false),
@@ -242,6 +274,7 @@ export function readConfig(node: Node): Brain2Config {
       timeoutSeconds: context.integer('eventsTimeoutSeconds', 60, 1, 900),
       reservedConcurrency: context.integer('eventsReservedConcurrency', 0, 0, 1000),
     },
+    sharedCache: sharedCache(context, target),
     alarmEmail: context.optionalString('alarmEmail'),
     runbookBaseUrl: context.string('runbookBaseUrl', 'docs/runbooks').replace(/\/+$/, ''),
   };

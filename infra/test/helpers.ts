@@ -91,11 +91,11 @@ export function references(value: unknown, found: Set<string> = new Set()): Set<
   return found;
 }
 
-/** Whether a string appears anywhere in a value (keys and strings). */
-export function containsString(value: unknown, wanted: string): boolean {
-  if (typeof value === 'string') return value === wanted;
-  if (Array.isArray(value)) return value.some((item) => containsString(item, wanted));
-  if (value !== null && typeof value === 'object') return Object.values(value).some((item) => containsString(item, wanted));
+/** Whether a string or a number appears anywhere in a value, as a value of its own. */
+export function containsValue(value: unknown, wanted: string | number): boolean {
+  if (typeof value === 'string' || typeof value === 'number') return value === wanted;
+  if (Array.isArray(value)) return value.some((item) => containsValue(item, wanted));
+  if (value !== null && typeof value === 'object') return Object.values(value).some((item) => containsValue(item, wanted));
   return false;
 }
 

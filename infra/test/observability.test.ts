@@ -3,7 +3,7 @@ import * as path from 'path';
 import { AlarmSpec, loadAlarms, MetricSpec, parseAlarm } from '../lib/alarm-spec';
 import { ALARMS_DIR, DASHBOARDS_DIR, REPO_ROOT, RUNBOOKS_DIR } from '../lib/paths';
 import { Placeholders } from '../lib/placeholders';
-import { containsString, logicalId, ofType, only, PSEUDO_PARAMETERS, references, serviceOf, synthesize, Synthesized, tempDir } from './helpers';
+import { containsValue, logicalId, ofType, only, PSEUDO_PARAMETERS, references, serviceOf, synthesize, Synthesized, tempDir } from './helpers';
 import { emfDimensions, routerRoutes, serviceMetrics } from './service-source';
 
 let synth: Synthesized;
@@ -14,7 +14,9 @@ const alarmFiles = fs.readdirSync(ALARMS_DIR).filter((file) => file.endsWith('.j
 const dashboardFiles = fs.readdirSync(DASHBOARDS_DIR).filter((file) => file.endsWith('.json')).sort();
 
 beforeAll(() => {
-  synth = synthesize();
+  // Every optional part on, so that every file of alarms/ and dashboards/ is in the template;
+  // test/cache.test.ts checks what is left out without the shared cache.
+  synth = synthesize({ sharedCache: 'true' });
   alarms = loadAlarms();
   templateAlarms = Object.fromEntries(
     Object.values(ofType(synth.json, 'AWS::CloudWatch::Alarm')).map((alarm) => [alarm.Properties.AlarmName, alarm.Properties]),
@@ -75,6 +77,10 @@ describe('alarms', () => {
       'events-stream-iterator-age',
       'node-create-p99-latency',
       'api-cache-hit-rate',
+      'shared-cache-throttled-commands',
+      'shared-cache-read-latency',
+      'shared-cache-ecpu-limit',
+      'shared-cache-storage-limit',
     ]) {
       expect(names).toContain(wanted);
     }
@@ -100,7 +106,7 @@ describe('alarms', () => {
         expect(sortDimensions(alarm.Dimensions)).toEqual(dimensionsOf(spec.metric));
       } else {
         const expression = alarm.Metrics.find((m: any) => m.Expression);
-        expect(expression.Expression).toBe(spec.math!.expression);
+        expect(expression.Expression).toBe(rendered(spec.math!.expression));
         expect(expression.ReturnData).toBe(true);
         const inputs = alarm.Metrics.filter((m: any) => m.MetricStat);
         expect(inputs.map((m: any) => m.Id).sort()).toEqual(Object.keys(spec.math!.metrics).sort());
@@ -295,8 +301,11 @@ describe('dashboards', () => {
     for (const name of serviceOf(synth).placeholders.names) {
       const value = rendered(`\${${name}}`);
       if (typeof value === 'string') {
-        // A name the stack set itself (a function, queue or rule name): it is in a resource.
-        const inResource = Object.values(synth.json.Resources).some((resource) => containsString(resource.Properties, value));
+        // A name the stack set itself (a function, queue or rule name) or a setting it gave a
+        // resource (a usage limit): it is in a resource.
+        const inResource = Object.values(synth.json.Resources).some(
+          (resource) => containsValue(resource.Properties, value) || containsValue(resource.Properties, Number(value)),
+        );
         expect({ name, value, inResource }).toEqual({ name, value, inResource: true });
       } else {
         expect(references(value).size).toBeGreaterThan(0);
@@ -369,6 +378,21 @@ describe('dashboards', () => {
       ],
     ],
     ['service', ['brain2_aws_calls_total', 'brain2_http_requests_total', 'brain2_cache_lookups_total', 'brain2_events_dead_lettered_total']],
+    [
+      'shared-cache',
+      [
+        '"CacheHits"',
+        '"CacheMisses"',
+        '"CacheHitRate"',
+        '"SuccessfulReadRequestLatency"',
+        '"SuccessfulWriteRequestLatency"',
+        '"Evictions"',
+        '"ElastiCacheProcessingUnits"',
+        '"BytesUsedForCache"',
+        '"CurrConnections"',
+        '"ThrottledCmds"',
+      ],
+    ],
   ])('the %s dashboard shows what on-call needs', (name, wanted) => {
     const text = fs.readFileSync(path.join(DASHBOARDS_DIR, `${name}.json`), 'utf8');
     for (const item of wanted as string[]) expect(text).toContain(item);

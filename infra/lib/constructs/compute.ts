@@ -13,6 +13,7 @@ import { indexNamed } from '../schema';
 import { Authentication } from './auth';
 import { Messaging } from './messaging';
 import { ServiceFunction } from './service-function';
+import { SharedCache } from './shared-cache';
 import { Brain2Table } from './table';
 
 /** SQS messages per worker invocation: what one batch response can report on. */
@@ -51,6 +52,8 @@ export interface ComputeProps {
   readonly table: Brain2Table;
   readonly messaging: Messaging;
   readonly auth: Authentication;
+  /** When given, every function runs in its VPC and gets its address (`BRAIN2_CACHE_URL`). */
+  readonly sharedCache?: SharedCache;
 }
 
 /** A worker's SQS visibility timeout: six times its function's timeout, as Lambda recommends. */
@@ -70,8 +73,11 @@ export function visibilityTimeout(sizing: FunctionSizing): Duration {
  *   dead-letter queue and the stream failures queue. It publishes the events of node and
  *   edge writes when the service delivers them through the table (`eventDelivery` `outbox`);
  *   in the other modes its stream event source is disabled.
- * Every function gets the delivery mode (`BRAIN2_EVENT_DELIVERY`). Queue- and stream-fed
- * functions report partial batch failures, so only failed messages or records return.
+ * Every function gets the delivery mode (`BRAIN2_EVENT_DELIVERY`) and, with the shared cache,
+ * the cache's address (`BRAIN2_CACHE_URL`) and a place in its VPC: each runs the service with
+ * its read cache, whose second tier they share.
+ * Queue- and stream-fed functions report partial batch failures, so only failed messages or
+ * records return.
  */
 export class Compute extends Construct {
   readonly api: ServiceFunction;
@@ -82,13 +88,19 @@ export class Compute extends Construct {
 
   constructor(scope: Construct, id: string, props: ComputeProps) {
     super(scope, id);
-    const { config, assets, table, messaging, auth } = props;
+    const { config, assets, table, messaging, auth, sharedCache } = props;
     const common: Record<string, string> = {
       BRAIN2_TABLE: table.table.tableName,
       BRAIN2_EVENT_BUS: messaging.bus.eventBusName,
       BRAIN2_PROFILE: 'optimized',
       BRAIN2_EVENT_DELIVERY: config.eventDelivery,
+      ...(sharedCache && { BRAIN2_CACHE_URL: sharedCache.url }),
       ...config.serviceSettings,
+    };
+    const everyFunction = {
+      architecture: config.architecture,
+      logRetentionDays: config.logRetentionDays,
+      network: sharedCache?.functionNetwork,
     };
     const publishing = { BRAIN2_EVENTS_DLQ_URL: messaging.publishDeadLetterQueue.queueUrl };
     // The workers authenticate nobody; this mode lets them start without a token secret.
@@ -98,9 +110,8 @@ export class Compute extends Construct {
       functionName: `${config.prefix}-api`,
       description: 'Brain2 API behind API Gateway (brain2-lambda)',
       code: assets.code('brain2-lambda'),
-      architecture: config.architecture,
+      ...everyFunction,
       sizing: config.api,
-      logRetentionDays: config.logRetentionDays,
       environment: {
         // API Gateway compresses responses (minimumCompressionSize), after its cache: cached
         // bodies stay unencoded and no client gets an encoding it did not ask for.
@@ -115,27 +126,24 @@ export class Compute extends Construct {
       functionName: `${config.prefix}-cleanup`,
       description: 'Brain2 cleanup worker: node.deleted messages and the DeletionQueue sweep (brain2-cleanup)',
       code: assets.code('brain2-cleanup'),
-      architecture: config.architecture,
+      ...everyFunction,
       sizing: config.cleanup,
-      logRetentionDays: config.logRetentionDays,
       environment: { ...common, ...noCallers, BRAIN2_CLEANUP_GRACE_SECONDS: String(config.cleanupGraceSeconds) },
     });
     this.similarity = new ServiceFunction(this, 'Similarity', {
       functionName: `${config.prefix}-similarity`,
       description: 'Brain2 similarity worker: note changes, keyword frequencies, similarity edges (brain2-similarity)',
       code: assets.code('brain2-similarity'),
-      architecture: config.architecture,
+      ...everyFunction,
       sizing: config.similarity,
-      logRetentionDays: config.logRetentionDays,
       environment: { ...common, ...publishing, ...noCallers },
     });
     this.events = new ServiceFunction(this, 'Events', {
       functionName: `${config.prefix}-events`,
       description: 'Brain2 events publisher: node and edge changes from the table stream to the bus (brain2-events)',
       code: assets.code('brain2-events'),
-      architecture: config.architecture,
+      ...everyFunction,
       sizing: config.events,
-      logRetentionDays: config.logRetentionDays,
       environment: {
         ...common,
         ...publishing,

@@ -34,6 +34,11 @@ function pascal(name: string): string {
  * the stack's names put in for their placeholders, and the SNS topic every alarm (and its
  * return to OK) notifies. The topic is encrypted with a customer managed key, because
  * CloudWatch alarms cannot publish to a topic under the AWS managed SNS key.
+ *
+ * An alarm or a dashboard widget that names a part the deployment leaves out (a placeholder
+ * without a value, see `Placeholders`) is left out too, and so is a dashboard left with no
+ * widget: the template of a deployment without that part is the one it would be without
+ * those files.
  */
 export class Observability extends Construct {
   readonly topic: sns.Topic;
@@ -96,15 +101,19 @@ export class Observability extends Construct {
     if (!Array.isArray(widgets) || widgets.length === 0) {
       throw new Error(`${where} has no widgets`);
     }
+    const present = widgets.filter((widget) => !props.placeholders.usesAbsent(widget));
+    if (present.length === 0) return;
+    const shown = { ...(body as Record<string, unknown>), widgets: present };
     const name = path.basename(file, '.json');
     const dashboard = new cloudwatch.CfnDashboard(this, `${pascal(name)}Dashboard`, {
       dashboardName: `${props.prefix}-${name}`,
-      dashboardBody: Stack.of(this).toJsonString(props.placeholders.substituteJson(body, where)),
+      dashboardBody: Stack.of(this).toJsonString(props.placeholders.substituteJson(shown, where)),
     });
     this.dashboards.set(name, dashboard);
   }
 
   private addAlarm(props: ObservabilityProps, spec: AlarmSpec): void {
+    if (props.placeholders.usesAbsent(spec)) return;
     const where = `alarms/${spec.name}.json`;
     const period = Duration.seconds(spec.period);
     const metric = (input: MetricSpec, statistic: string): cloudwatch.Metric =>
@@ -118,7 +127,7 @@ export class Observability extends Construct {
     const measured: cloudwatch.IMetric = spec.metric
       ? metric(spec.metric, spec.statistic!)
       : new cloudwatch.MathExpression({
-          expression: spec.math!.expression,
+          expression: props.placeholders.substitute(spec.math!.expression, where),
           label: spec.math!.label,
           period,
           usingMetrics: Object.fromEntries(

@@ -1,9 +1,30 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { Architecture, FunctionSizing } from '../config';
+
+/** Where a function attached to a VPC runs: its subnets and its one security group. */
+export interface FunctionNetwork {
+  readonly vpc: ec2.IVpc;
+  readonly subnets: ec2.SubnetSelection;
+  readonly securityGroup: ec2.ISecurityGroup;
+}
+
+/**
+ * What Lambda does with the execution role of a function in a VPC: create, describe and
+ * delete its network interfaces there (the EC2 actions of AWSLambdaVPCAccessExecutionRole).
+ */
+export const NETWORK_INTERFACE_ACTIONS: readonly string[] = [
+  'ec2:CreateNetworkInterface',
+  'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeSubnets',
+  'ec2:DeleteNetworkInterface',
+  'ec2:AssignPrivateIpAddresses',
+  'ec2:UnassignPrivateIpAddresses',
+];
 
 export interface ServiceFunctionProps {
   readonly functionName: string;
@@ -18,12 +39,15 @@ export interface ServiceFunctionProps {
    * resource-level permissions, and why the function needs them.
    */
   readonly unscopedActions?: { readonly actions: readonly string[]; readonly reason: string };
+  /** Runs the function in a VPC; unset, it has Lambda's own network, with internet access. */
+  readonly network?: FunctionNetwork;
 }
 
 /**
  * One Rust function of the service on `provided.al2023`: its own log group with a
  * retention, its own role with nothing attached but writing to that log group and X-Ray
- * (callers grant the rest), active tracing, and a reserved concurrency when sized so.
+ * (callers grant the rest), active tracing, a reserved concurrency when sized so, and, given
+ * a network, its place in a VPC with the network interface actions Lambda needs for it.
  */
 export class ServiceFunction extends Construct {
   readonly function: lambda.Function;
@@ -42,6 +66,12 @@ export class ServiceFunction extends Construct {
       description: `${props.functionName}: its log group, X-Ray, and what the stack grants it`,
     });
     this.logGroup.grantWrite(this.role);
+    const network = props.network;
+    if (network) {
+      // CDK adds these only to roles it creates itself; Lambda checks them when it attaches
+      // the function to the VPC.
+      this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: [...NETWORK_INTERFACE_ACTIONS], resources: ['*'] }));
+    }
     this.function = new lambda.Function(this, 'Function', {
       functionName: props.functionName,
       description: props.description,
@@ -56,15 +86,18 @@ export class ServiceFunction extends Construct {
       role: this.role,
       logGroup: this.logGroup,
       environment: props.environment,
+      ...(network && { vpc: network.vpc, vpcSubnets: network.subnets, securityGroups: [network.securityGroup] }),
     });
+    const unscoped = [
+      ...(props.unscopedActions ? [`${props.unscopedActions.actions.join(', ')} (${props.unscopedActions.reason})`] : []),
+      ...(network ? [`${NETWORK_INTERFACE_ACTIONS.join(', ')} (Lambda manages the function's network interfaces in the VPC)`] : []),
+    ];
     const policy = this.role.node.tryFindChild('DefaultPolicy');
-    const unscoped = props.unscopedActions;
     Validations.of(policy ?? this.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: unscoped
-        ? `xray:PutTraceSegments and xray:PutTelemetryRecords, added by active tracing, and ${unscoped.actions.join(', ')} ` +
-          `(${unscoped.reason}) support no resource-level permissions`
-        : 'xray:PutTraceSegments and xray:PutTelemetryRecords, added by active tracing, support no resource-level permissions',
+      reason:
+        `xray:PutTraceSegments and xray:PutTelemetryRecords, added by active tracing, ${unscoped.map((item) => `and ${item} `).join('')}` +
+        'support no resource-level permissions',
     });
   }
 }
