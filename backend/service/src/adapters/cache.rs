@@ -464,6 +464,7 @@ mod tests {
 
     use super::*;
     use crate::domain::{KeywordExtractor, NodeDraft};
+    use crate::ports::CacheError;
 
     /// Nodes in memory; counts the reads that reach it.
     #[derive(Default)]
@@ -554,6 +555,112 @@ mod tests {
         async fn check(&self) -> Result<(), StoreError> {
             Ok(())
         }
+    }
+
+    /// A shared tier in memory, for the tier logic; the Redis adapter is exercised against
+    /// a real redis-server by the integration suite. `down` makes every call fail.
+    #[derive(Default)]
+    struct SharedInMemory {
+        entries: Mutex<HashMap<(UserId, u64, String), Vec<u8>>>,
+        generations: Mutex<HashMap<UserId, u64>>,
+        next: AtomicU64,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl SharedInMemory {
+        fn answer(&self) -> Result<(), CacheError> {
+            if self.down.load(Ordering::SeqCst) { Err(CacheError::Timeout) } else { Ok(()) }
+        }
+    }
+
+    #[async_trait]
+    impl SharedCache for SharedInMemory {
+        async fn generation(&self, user: &UserId) -> Result<u64, CacheError> {
+            self.answer()?;
+            let mut generations = self.generations.lock().unwrap();
+            Ok(*generations.entry(user.clone()).or_insert_with(|| self.next.fetch_add(1, Ordering::SeqCst)))
+        }
+        async fn advance(&self, user: &UserId) -> Result<(), CacheError> {
+            self.answer()?;
+            self.generations.lock().unwrap().insert(user.clone(), self.next.fetch_add(1, Ordering::SeqCst));
+            Ok(())
+        }
+        async fn get(
+            &self,
+            user: &UserId,
+            generation: u64,
+            slots: &[String],
+        ) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+            self.answer()?;
+            let entries = self.entries.lock().unwrap();
+            Ok(slots.iter().map(|slot| entries.get(&(user.clone(), generation, slot.clone())).cloned()).collect())
+        }
+        async fn put(&self, user: &UserId, generation: u64, slot: &str, value: Vec<u8>) -> Result<(), CacheError> {
+            self.answer()?;
+            self.entries.lock().unwrap().insert((user.clone(), generation, slot.to_owned()), value);
+            Ok(())
+        }
+        async fn check(&self) -> Result<(), CacheError> {
+            self.answer()
+        }
+    }
+
+    /// An instance: its own memory tier over `nodes`, sharing `shared`.
+    fn instance(nodes: &Arc<Nodes>, shared: &Arc<SharedInMemory>) -> CachedGraphStore {
+        let shared: Arc<dyn SharedCache> = shared.clone();
+        CachedGraphStore::new(nodes.clone(), &Flags::OPTIMIZED, Duration::from_secs(600), 1 << 20, Some(shared))
+    }
+
+    #[tokio::test]
+    async fn a_write_through_one_instance_is_read_by_another_and_fills_serve_every_instance() {
+        let (nodes, shared) = (Arc::new(Nodes::default()), Arc::new(SharedInMemory::default()));
+        let (first, second, third) = (instance(&nodes, &shared), instance(&nodes, &shared), instance(&nodes, &shared));
+        let owner = user("owner");
+        let node = nodes.add(&owner, "first words");
+        assert_eq!(second.get_node(&owner, node.id).await.unwrap().unwrap().content, "first words");
+        assert_eq!(third.get_node(&owner, node.id).await.unwrap().unwrap().content, "first words");
+        assert_eq!(nodes.reads(), 1, "the second instance's fill served the third");
+
+        let mut revised = node.clone();
+        revised.content = "second words".into();
+        first.insert_node(&revised).await.unwrap();
+        assert_eq!(second.get_node(&owner, node.id).await.unwrap().unwrap().content, "second words");
+        assert_eq!(third.get_node(&owner, node.id).await.unwrap().unwrap().content, "second words");
+        assert_eq!(nodes.reads(), 2);
+        let both = third.get_nodes(&owner, &[node.id, NodeId::generate()]).await.unwrap();
+        assert_eq!(both.len(), 1);
+        assert_eq!(nodes.reads(), 3, "only the unknown id went to the store");
+    }
+
+    #[tokio::test]
+    async fn an_entry_of_another_user_found_under_ones_keys_is_never_returned() {
+        let (nodes, shared) = (Arc::new(Nodes::default()), Arc::new(SharedInMemory::default()));
+        let cache = instance(&nodes, &shared);
+        let (owner, stranger) = (user("owner"), user("stranger"));
+        let node = nodes.add(&owner, "a private note");
+        // The owner's node, planted where the stranger's read of that id would look.
+        let generation = shared.generation(&stranger).await.unwrap();
+        let planted = serde_json::to_vec(&Entry::Node(Some(node.clone()))).unwrap();
+        shared.put(&stranger, generation, &Slot::Node(node.id).name(), planted).await.unwrap();
+        assert_eq!(cache.get_node(&stranger, node.id).await.unwrap(), None);
+        assert_eq!(nodes.reads(), 1, "the planted entry was refused and the store asked");
+    }
+
+    #[tokio::test]
+    async fn while_the_shared_tier_cannot_say_the_generation_every_read_goes_to_the_store() {
+        let (nodes, shared) = (Arc::new(Nodes::default()), Arc::new(SharedInMemory::default()));
+        let (writer, reader) = (instance(&nodes, &shared), instance(&nodes, &shared));
+        let owner = user("owner");
+        let node = nodes.add(&owner, "first words");
+        reader.get_node(&owner, node.id).await.unwrap();
+        shared.down.store(true, Ordering::SeqCst);
+        let mut revised = node.clone();
+        revised.content = "second words".into();
+        writer.insert_node(&revised).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(reader.get_node(&owner, node.id).await.unwrap().unwrap().content, "second words");
+        }
+        assert_eq!(nodes.reads(), 4, "no read was answered from memory");
     }
 
     fn cache_over(nodes: &Arc<Nodes>, max_bytes: u64) -> CachedGraphStore {
