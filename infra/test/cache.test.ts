@@ -7,6 +7,7 @@ import { Observability } from '../lib/constructs/observability';
 import { NETWORK_INTERFACE_ACTIONS } from '../lib/constructs/service-function';
 import { CACHE_PORT, SharedCache } from '../lib/constructs/shared-cache';
 import { Placeholders } from '../lib/placeholders';
+import { serviceSettings } from './service-source';
 import { asList, logicalId, ofType, only, repoFile, roleStatements, serviceOf, synthesize, Synthesized, tempDir } from './helpers';
 
 let on: Synthesized;
@@ -265,7 +266,8 @@ describe('the cache', () => {
     expect(resource.Properties.SubnetIds.map((subnet: any) => subnet.Ref).sort()).toEqual([...ids.subnets].sort());
   });
 
-  test('every function runs in its subnets with the functions\' security group, and gets BRAIN2_CACHE_URL', () => {
+  test('every function runs in its subnets with the functions\' security group, and gets BRAIN2_CACHE_URL, a setting the service reads', () => {
+    expect(serviceSettings().has('BRAIN2_CACHE_URL')).toBe(true);
     const functions = ofType(on.json, 'AWS::Lambda::Function');
     expect(Object.keys(functions).sort()).toEqual(serviceOf(on).compute.all.map((fn) => logicalId(on.stack, fn.function)).sort());
     for (const fn of Object.values(functions)) {

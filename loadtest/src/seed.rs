@@ -3,6 +3,7 @@
 //! (what a Scan has to wade through), and the batches `bulk_delete_100` deletes.
 
 use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use brain2::domain::keywords::KeywordExtractor;
@@ -12,6 +13,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
+/// Times one seeding request is sent again after the rate limit refused it.
+const RATE_LIMITED_ATTEMPTS: u32 = 30;
 /// Requests the seeding keeps in flight.
 const SEED_CONCURRENCY: usize = 8;
 const BULK_LIMIT: usize = 100;
@@ -172,21 +175,36 @@ impl Api {
         Self { client: reqwest::Client::new(), base_url: base_url.trim_end_matches('/').to_owned() }
     }
 
+    /// Sends one request; one the per-user rate limit refused (429: nothing was done) is
+    /// sent again after the `Retry-After` it names, as a polite client would: the seed is
+    /// not what a run measures, and a deployed API limits the seeding user like any other.
     async fn send(&self, token: &str, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
-        let response = self
-            .client
-            .request(method.clone(), format!("{}{path}", self.base_url))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() && status != reqwest::StatusCode::CONFLICT {
-            bail!("{method} {path} answered {status}: {body}");
+        let mut refused = 0;
+        loop {
+            let response = self
+                .client
+                .request(method.clone(), format!("{}{path}", self.base_url))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .with_context(|| format!("{method} {path}"))?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+            let answer: Value = response.json().await.unwrap_or(Value::Null);
+            if status == reqwest::StatusCode::TOO_MANY_REQUESTS && refused < RATE_LIMITED_ATTEMPTS {
+                refused += 1;
+                tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(1).clamp(1, 10))).await;
+                continue;
+            }
+            if !status.is_success() && status != reqwest::StatusCode::CONFLICT {
+                bail!("{method} {path} answered {status}: {answer}");
+            }
+            return Ok(answer);
         }
-        Ok(body)
     }
 
     /// Creates the notes in bulk calls of 100 and returns their ids.
