@@ -16,6 +16,7 @@ mod overload;
 mod races;
 mod schema;
 mod serve;
+mod shared_cache;
 mod similarity;
 mod support;
 mod tenancy;
