@@ -8,7 +8,7 @@ ENV_FILE := .env.local
 	infra-deps infra-test synth diff deploy destroy lambda-zips cargo-lambda
 
 
-# Local emulators (DynamoDB Local, moto_server) into the git-ignored .local/.
+# Local emulators (DynamoDB Local, moto_server) and redis-server into the git-ignored .local/.
 tools:
 	@$(INSTALL_TOOLS)
 

@@ -100,8 +100,9 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(
                 dynamodb = devstack.dynamodb_endpoint(),
                 moto = devstack.moto_endpoint(),
+                cache = settings.adapters.shared_cache.cache_url.as_deref(),
                 env_file = %env_file.display(),
-                "local AWS emulators are up; Ctrl-C stops them"
+                "local AWS emulators and the shared cache are up; Ctrl-C stops them"
             );
             serve::shutdown_signal().await;
         }

@@ -63,7 +63,7 @@ pub enum DevStackError {
     #[error("{name} exited during startup ({status}); last output:\n{output}")]
     Exited { name: &'static str, status: ExitStatus, output: String },
     #[error(
-        "{name} did not answer HTTP on 127.0.0.1:{port} within {}s; last output:\n{output}",
+        "{name} did not answer on 127.0.0.1:{port} within {}s; last output:\n{output}",
         timeout.as_secs()
     )]
     Timeout { name: &'static str, port: u16, timeout: Duration, output: String },
@@ -206,11 +206,9 @@ impl Supervisor {
     }
 }
 
-// Tests share one stack per binary through a `static`.
-const _: () = {
-    const fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<DevStack>();
-};
+/// Tests share running emulators through `static`s, so what owns them must be `Send + Sync`.
+pub(crate) const fn assert_send_sync<T: Send + Sync>() {}
+const _: () = assert_send_sync::<DevStack>();
 
 impl DevStack {
     /// Starts DynamoDB Local and moto_server concurrently and blocks until
@@ -220,13 +218,7 @@ impl DevStack {
             dynamodb_local_jar: std::path::absolute(&paths.dynamodb_local_jar)?,
             moto_server: std::path::absolute(&paths.moto_server)?,
         };
-        let mut attempt = 1;
-        loop {
-            match Self::start_once(paths.clone()) {
-                Err(err) if attempt < START_ATTEMPTS && err.is_port_conflict() => attempt += 1,
-                result => return result,
-            }
-        }
+        retrying_port_conflicts(|| Self::start_once(paths.clone()))
     }
 
     fn start_once(paths: DevStackPaths) -> Result<DevStack, DevStackError> {
@@ -235,8 +227,9 @@ impl DevStack {
         // emulators as soon as, say, the test thread that first touched a
         // shared `static` finished. A dedicated thread spawns them and then
         // parks until a stop request arrives or the whole process exits.
-        let (supervisor, ports) =
-            Supervisor::spawn("devstack-supervisor", move |ready, stop| supervise(&paths, ready, stop))?;
+        let (supervisor, ports) = Supervisor::spawn("devstack-supervisor", move |ready, stop| {
+            supervise(ready, stop, |emulators| launch(&paths, emulators))
+        })?;
         Ok(DevStack {
             dynamodb_endpoint: endpoint(ports.dynamodb),
             moto_endpoint: endpoint(ports.moto),
@@ -286,18 +279,37 @@ pub(crate) fn endpoint(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// Runs `start` again, on fresh ports, when what it started lost its port to another
+/// process between the probe and the bind.
+pub(crate) fn retrying_port_conflicts<T>(
+    mut start: impl FnMut() -> Result<T, DevStackError>,
+) -> Result<T, DevStackError> {
+    let mut attempt = 1;
+    loop {
+        match start() {
+            Err(err) if attempt < START_ATTEMPTS && err.is_port_conflict() => attempt += 1,
+            result => return result,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Ports {
     dynamodb: u16,
     moto: u16,
 }
 
-/// Body of the supervisor thread: owns the children for their whole life.
-fn supervise(paths: &DevStackPaths, ready: &Ready<Ports>, stop: &mpsc::Receiver<()>) {
+/// Body of a supervisor thread: owns the children `launch` spawns for their whole life,
+/// and reports what `launch` returned once they answer.
+pub(crate) fn supervise<T>(
+    ready: &Ready<T>,
+    stop: &mpsc::Receiver<()>,
+    launch: impl FnOnce(&mut Vec<Emulator>) -> Result<T, Failure>,
+) {
     let mut emulators = Vec::with_capacity(2);
-    match launch(paths, &mut emulators) {
-        Ok(ports) => {
-            if ready.send(Ok(ports)).is_ok() {
+    match launch(&mut emulators) {
+        Ok(started) => {
+            if ready.send(Ok(started)).is_ok() {
                 // Parks until `stop` asks. A DevStack in a `static` never
                 // does, so this thread, and with it the children, lives until
                 // the process exits and the death signal takes them down.
@@ -329,7 +341,7 @@ fn supervise(paths: &DevStackPaths, ready: &Ready<Ports>, stop: &mpsc::Receiver<
 
 /// Startup failures that need the emulator's output, which is complete only
 /// after the process has been reaped.
-enum Failure {
+pub(crate) enum Failure {
     Error(DevStackError),
     Exited { index: usize, status: ExitStatus },
     Timeout { index: usize },
@@ -349,15 +361,16 @@ fn launch(paths: &DevStackPaths, emulators: &mut Vec<Emulator>) -> Result<Ports,
         DYNAMODB_NAME,
         dynamodb_command(&paths.dynamodb_local_jar, ports.dynamodb),
         ports.dynamodb,
+        answers_http,
     )?);
-    emulators.push(Emulator::spawn(MOTO_NAME, moto_command(&paths.moto_server, ports.moto), ports.moto)?);
+    emulators.push(Emulator::spawn(MOTO_NAME, moto_command(&paths.moto_server, ports.moto), ports.moto, answers_http)?);
 
     wait_ready(emulators)?;
     Ok(ports)
 }
 
 /// Polls all emulators at once so the slower one sets the startup time.
-fn wait_ready(emulators: &mut [Emulator]) -> Result<(), Failure> {
+pub(crate) fn wait_ready(emulators: &mut [Emulator]) -> Result<(), Failure> {
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     let mut ready = vec![false; emulators.len()];
     loop {
@@ -369,7 +382,7 @@ fn wait_ready(emulators: &mut [Emulator]) -> Result<(), Failure> {
                 emulator.reaped = true;
                 return Err(Failure::Exited { index, status });
             }
-            ready[index] = answers_http(emulator.port);
+            ready[index] = (emulator.answers)(emulator.port);
         }
         if let Some(index) = ready.iter().position(|ready| !ready) {
             if Instant::now() >= deadline {
@@ -391,29 +404,38 @@ fn shut_down(emulators: &mut [Emulator]) {
     }
 }
 
-/// Two distinct ports the OS considers free right now. Both listeners are
-/// held until both ports are known so the same port cannot come back twice.
-pub(crate) fn free_ports() -> io::Result<[u16; 2]> {
-    let first = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    let second = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok([first.local_addr()?.port(), second.local_addr()?.port()])
+/// `N` distinct ports the OS considers free right now. Every listener is held
+/// until all ports are known so the same port cannot come back twice.
+pub(crate) fn free_ports<const N: usize>() -> io::Result<[u16; N]> {
+    let listeners = (0..N).map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).collect::<io::Result<Vec<_>>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
 /// Any HTTP status line counts: the emulators answer `GET /` with various
 /// codes, and only liveness matters here.
 pub(crate) fn answers_http(port: u16) -> bool {
+    answers(port, b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", b"HTTP/")
+}
+
+/// Whether a server on the loopback `port` answers `request` with a reply that starts
+/// with `expected`.
+pub(crate) fn answers(port: u16, request: &[u8], expected: &[u8]) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, PROBE_CONNECT_TIMEOUT) else {
         return false;
     };
     if stream.set_read_timeout(Some(PROBE_IO_TIMEOUT)).is_err()
         || stream.set_write_timeout(Some(PROBE_IO_TIMEOUT)).is_err()
-        || stream.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err()
+        || stream.write_all(request).is_err()
     {
         return false;
     }
-    let mut status = [0u8; 5];
-    stream.read_exact(&mut status).is_ok() && &status == b"HTTP/"
+    let mut reply = vec![0u8; expected.len()];
+    stream.read_exact(&mut reply).is_ok() && reply == expected
 }
 
 fn java_program() -> PathBuf {
@@ -462,9 +484,11 @@ fn moto_command(moto_server: &Path, port: u16) -> Command {
 }
 
 /// One running emulator and the threads draining its output.
-struct Emulator {
+pub(crate) struct Emulator {
     name: &'static str,
     port: u16,
+    /// Whether it answers on its port yet.
+    answers: fn(u16) -> bool,
     child: Child,
     reaped: bool,
     output: OutputTail,
@@ -472,7 +496,12 @@ struct Emulator {
 }
 
 impl Emulator {
-    fn spawn(name: &'static str, mut command: Command, port: u16) -> Result<Self, DevStackError> {
+    pub(crate) fn spawn(
+        name: &'static str,
+        mut command: Command,
+        port: u16,
+        answers: fn(u16) -> bool,
+    ) -> Result<Self, DevStackError> {
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         tie_to_this_process(&mut command);
         let child = command.spawn().map_err(|source| DevStackError::Spawn {
@@ -480,8 +509,15 @@ impl Emulator {
             program: command.get_program().to_string_lossy().into_owned(),
             source,
         })?;
-        let mut emulator =
-            Self { name, port, child, reaped: false, output: OutputTail::default(), drains: Vec::with_capacity(2) };
+        let mut emulator = Self {
+            name,
+            port,
+            answers,
+            child,
+            reaped: false,
+            output: OutputTail::default(),
+            drains: Vec::with_capacity(2),
+        };
         if let Err(err) = emulator.drain_output() {
             emulator.kill();
             emulator.reap();

@@ -1,7 +1,8 @@
 //! Local AWS as one value: the emulators a process started itself (as plain processes or
-//! in containers), or the ones its environment names (a `make local-aws` in another
-//! terminal, a stack deployed to LocalStack), with the clients, provisioning and
-//! child-process environment that go with them.
+//! in containers, with a redis-server process as the shared cache either way), or the ones
+//! its environment names (a `make local-aws` in another terminal, a stack deployed to
+//! LocalStack), with the clients, provisioning and child-process environment that go with
+//! them.
 
 use std::path::Path;
 
@@ -9,11 +10,13 @@ use brain2::adapters::aws::{AwsClients, ClientFactory, EndpointOverrides, SdkSou
 
 use crate::containers::ContainerStack;
 use crate::emulators::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
-use crate::{DevStack, DevStackError, DevStackPaths, ProvisionError, Provisioned, provision};
+use crate::{CacheServer, DevStack, DevStackError, DevStackPaths, ProvisionError, Provisioned, provision};
 
 /// Which emulators a test suite runs against: `processes` (the default), `containers`
 /// or `environment`.
 pub const TEST_STACK_ENV: &str = "BRAIN2_TEST_STACK";
+/// The service's setting naming its shared cache.
+const CACHE_URL_ENV: &str = "BRAIN2_CACHE_URL";
 
 /// Emulator endpoints, and the emulators themselves when this process started them: they
 /// stop when this value is dropped.
@@ -23,27 +26,44 @@ pub struct LocalAws {
     endpoints: EndpointOverrides,
 }
 
+/// The emulators and the shared cache. There is no redis image to run, so the cache is a
+/// process beside containers too.
 #[derive(Debug)]
 enum Emulators {
-    Processes(DevStack),
-    Containers(#[expect(dead_code, reason = "held, never read: dropping it removes the containers")] ContainerStack),
-    /// Started by someone else; their endpoints came from the environment.
-    Given,
+    Processes {
+        devstack: DevStack,
+        cache: CacheServer,
+    },
+    Containers {
+        #[expect(dead_code, reason = "held, never read: dropping it removes the containers")]
+        containers: ContainerStack,
+        cache: CacheServer,
+    },
+    /// Started by someone else; their endpoints (and the cache, if any) came from the
+    /// environment.
+    Given {
+        cache_url: Option<String>,
+    },
 }
 
 impl LocalAws {
-    /// Starts fresh emulators installed under the repository at `root` (`make tools`).
-    /// Blocks until both answer.
+    /// Starts fresh emulators and a redis-server installed under the repository at `root`
+    /// (`make tools`). Blocks until all of them answer.
     pub fn start(root: &Path) -> Result<Self, DevStackError> {
-        let devstack = DevStack::start(&DevStackPaths::discover(root)?)?;
+        // Every tool is found before the slow emulators start, so a missing one fails fast.
+        let paths = DevStackPaths::discover(root)?;
+        let cache = CacheServer::start(root)?;
+        let devstack = DevStack::start(&paths)?;
         let endpoints = EndpointOverrides::emulators(devstack.dynamodb_endpoint(), devstack.moto_endpoint());
-        Ok(Self { emulators: Emulators::Processes(devstack), endpoints })
+        Ok(Self { emulators: Emulators::Processes { devstack, cache }, endpoints })
     }
 
-    /// Starts DynamoDB Local and LocalStack in containers (`make test-containers`).
-    pub fn start_containers() -> Result<Self, DevStackError> {
+    /// Starts DynamoDB Local and LocalStack in containers (`make test-containers`), and the
+    /// redis-server installed under the repository at `root` as a process.
+    pub fn start_containers(root: &Path) -> Result<Self, DevStackError> {
+        let cache = CacheServer::start(root)?;
         let containers = ContainerStack::start()?;
-        Ok(Self { endpoints: containers.endpoints(), emulators: Emulators::Containers(containers) })
+        Ok(Self { endpoints: containers.endpoints(), emulators: Emulators::Containers { containers, cache } })
     }
 
     /// The emulators a test suite runs against, from one setting, [`TEST_STACK_ENV`]:
@@ -51,14 +71,20 @@ impl LocalAws {
     /// - `containers`: fresh DynamoDB Local and LocalStack containers;
     /// - `environment`: the endpoints `AWS_ENDPOINT_URL_DYNAMODB` and
     ///   `AWS_ENDPOINT_URL_EVENTBRIDGE` name (SQS at `AWS_ENDPOINT_URL_SQS`, else beside
-    ///   EventBridge), started by someone else.
+    ///   EventBridge), and the shared cache `BRAIN2_CACHE_URL` names if it is set, all
+    ///   started by someone else.
+    ///
+    /// The first two also start a redis-server process.
     pub fn for_tests(root: &Path) -> Result<Self, DevStackError> {
         let setting = std::env::var(TEST_STACK_ENV).unwrap_or_default();
         match setting.as_str() {
             "" | "processes" => Self::start(root),
-            "containers" => Self::start_containers(),
+            "containers" => Self::start_containers(root),
             "environment" => endpoints_from_environment()
-                .map(|endpoints| Self { emulators: Emulators::Given, endpoints })
+                .map(|endpoints| {
+                    let cache_url = std::env::var(CACHE_URL_ENV).ok().filter(|url| !url.is_empty());
+                    Self { emulators: Emulators::Given { cache_url }, endpoints }
+                })
                 .ok_or(DevStackError::Setting {
                     variable: TEST_STACK_ENV,
                     value: setting,
@@ -76,8 +102,17 @@ impl LocalAws {
     /// The emulator processes this process started, if it started processes.
     pub fn devstack(&self) -> Option<&DevStack> {
         match &self.emulators {
-            Emulators::Processes(devstack) => Some(devstack),
-            Emulators::Containers(_) | Emulators::Given => None,
+            Emulators::Processes { devstack, .. } => Some(devstack),
+            Emulators::Containers { .. } | Emulators::Given { .. } => None,
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>` of the redis-server this process started, or the shared
+    /// cache the environment names; `None` when the environment names none.
+    pub fn cache_url(&self) -> Option<String> {
+        match &self.emulators {
+            Emulators::Processes { cache, .. } | Emulators::Containers { cache, .. } => Some(cache.url()),
+            Emulators::Given { cache_url } => cache_url.clone(),
         }
     }
 
@@ -101,9 +136,11 @@ impl LocalAws {
     }
 
     /// What a child process (`brain2 serve`, a Lambda binary) needs in its environment to
-    /// reach these emulators through the SDK's own variables.
+    /// reach these emulators through the SDK's own variables, and the shared cache through
+    /// the service's.
     pub fn environment(&self) -> Vec<(String, String)> {
-        emulator_environment(&self.endpoints)
+        let cache = self.cache_url().map(|url| (CACHE_URL_ENV.to_owned(), url));
+        emulator_environment(&self.endpoints).into_iter().chain(cache).collect()
     }
 
     /// [`LocalAws::environment`] plus the service's settings naming what

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{TEST_SECRET, stack, unique_user};
+use crate::support::{TEST_CACHE_TIMEOUT_MS, TEST_SECRET, health_components, stack, unique_user};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_brain2");
 
@@ -18,7 +18,8 @@ pub fn brain2(args: &[&str]) -> Command {
         .envs(stack.aws.environment())
         .env("BRAIN2_TABLE", &stack.table)
         .env("BRAIN2_EVENT_BUS", &stack.bus)
-        .env("BRAIN2_JWT_SECRET", TEST_SECRET);
+        .env("BRAIN2_JWT_SECRET", TEST_SECRET)
+        .env("BRAIN2_CACHE_TIMEOUT_MS", TEST_CACHE_TIMEOUT_MS);
     command
 }
 
@@ -229,7 +230,7 @@ async fn health_details_are_on_the_loopback_listener_not_the_public_port() {
     assert_eq!(operator["status"], "up");
     let components: Vec<&str> =
         operator["components"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(components, ["dynamodb", "eventbridge"]);
+    assert_eq!(components, health_components());
     assert_eq!(operator["flags"]["soft_delete"], true, "{operator}");
 }
 

@@ -20,6 +20,8 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 pub const TEST_SECRET: &str = "integration-test-secret-integration-test-secret";
+/// The longest wait for one shared-cache command in tests (see `settings_with`).
+pub const TEST_CACHE_TIMEOUT_MS: &str = "2000";
 
 pub struct SharedStack {
     pub aws: LocalAws,
@@ -72,12 +74,26 @@ pub fn token(user: &str) -> String {
 
 /// Settings of an app on the shared stack, with extra options (e.g. `--profile=baseline`).
 /// The suite makes hundreds of requests a second as one user, so the per-user rate limit
-/// is off unless the options turn it on (later options win).
+/// is off unless the options turn it on (later options win). The shared cache is the
+/// stack's redis-server, given longer than a deployment's wait per command: on a loaded
+/// machine a local command that timed out would send a read to the table, and call counts
+/// the tests assert would change with the load.
 pub fn settings_with(options: &[&str]) -> Settings {
     let stack = stack();
-    let defaults =
-        ["--table", &stack.table, "--event-bus", &stack.bus, "--jwt-secret", TEST_SECRET, "--rate-limit-per-second=0"];
-    Settings::from_options(defaults.into_iter().chain(options.iter().copied())).expect("valid test settings")
+    let cache_url = stack.aws.cache_url().map(|url| format!("--cache-url={url}"));
+    let defaults = [
+        "--table",
+        &stack.table,
+        "--event-bus",
+        &stack.bus,
+        "--jwt-secret",
+        TEST_SECRET,
+        "--rate-limit-per-second=0",
+        "--cache-timeout-ms",
+        TEST_CACHE_TIMEOUT_MS,
+    ];
+    let options = defaults.into_iter().chain(cache_url.as_deref()).chain(options.iter().copied());
+    Settings::from_options(options).expect("valid test settings")
 }
 
 /// `settings` moved to a table of the test's own, with the schema of the shared one.
@@ -91,6 +107,13 @@ pub async fn on_own_table(mut settings: Settings) -> Settings {
 
 pub fn test_settings() -> Settings {
     settings_with(&[])
+}
+
+/// The components the health report of an app on the shared stack names: the shared
+/// cache as well when the stack has one.
+pub fn health_components() -> Vec<&'static str> {
+    let cache = stack().aws.cache_url().map(|_| "cache");
+    ["dynamodb", "eventbridge"].into_iter().chain(cache).collect()
 }
 
 pub struct TestApp {
