@@ -44,8 +44,13 @@ fn start_stack() -> Stack {
     Stack { aws, table, provisioned }
 }
 
+/// The function's environment, with the background publisher whose flush these tests are
+/// about (the optimized profile delivers through the outbox, which the API function leaves
+/// to the events function).
 fn function_env(stack: &Stack) -> Vec<(String, String)> {
-    function_environment(&stack.aws, &stack.table, &stack.provisioned, JWT_SECRET)
+    let mut environment = function_environment(&stack.aws, &stack.table, &stack.provisioned, JWT_SECRET);
+    environment.push(("BRAIN2_EVENT_DELIVERY".to_owned(), "background".to_owned()));
+    environment
 }
 
 fn bearer_headers(user: &str) -> Vec<(&'static str, String)> {

@@ -55,6 +55,9 @@ pub async fn start_server_with(extra: &[&str], environment: &[(&str, &str)]) -> 
     let mut args = vec!["serve", "--port", &port];
     args.extend_from_slice(extra);
     let mut command = brain2(&args);
+    // As in-process apps (`support::optimized`): the process's own publisher, unless the
+    // options choose (`--event-delivery` wins over the environment).
+    command.env("BRAIN2_EVENT_DELIVERY", "background");
     command.envs(environment.iter().copied()).stdout(Stdio::null()).stderr(Stdio::null());
     let mut guard = ServerGuard(Some(command.spawn().expect("brain2 serve starts")));
     let base = format!("http://127.0.0.1:{port}/api/v1");

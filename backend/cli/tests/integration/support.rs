@@ -12,6 +12,7 @@ use brain2::adapters::aws::{AwsClients, ClientFactory, EndpointOverrides, SdkSou
 use brain2::adapters::dynamodb::schema::ensure_table;
 use brain2::bootstrap::{self, Settings};
 use brain2::domain::UserId;
+use brain2::flags::{EventDelivery, Flags, Profile};
 use brain2_cli::token;
 use brain2_devstack::LocalAws;
 use http::{HeaderMap, Method, Request, StatusCode, header};
@@ -72,7 +73,16 @@ pub fn token(user: &str) -> String {
     token::issue(TEST_SECRET, &UserId::parse(user).unwrap(), 600).unwrap()
 }
 
-/// Settings of an app on the shared stack, with extra options (e.g. `--profile=baseline`).
+/// The optimized flags as this suite's apps run them: events go out through the app's own
+/// publisher. An app built in a test runs no stream relay (`brain2 serve --workers` and the
+/// events function do), and every test shares one table, whose stream a relay per app would
+/// publish many times over; `outbox.rs` tests the outbox on tables of their own.
+pub fn optimized() -> Flags {
+    Flags::OPTIMIZED.with_event_delivery(EventDelivery::Background)
+}
+
+/// Settings of an app on the shared stack, with extra options (e.g. `--profile=baseline`),
+/// and the optimized profile's events sent as [`optimized`] sends them.
 /// The suite makes hundreds of requests a second as one user, so the per-user rate limit
 /// is off unless the options turn it on (later options win). The shared cache is the
 /// stack's redis-server, given longer than a deployment's wait per command: on a loaded
@@ -93,7 +103,11 @@ pub fn settings_with(options: &[&str]) -> Settings {
         TEST_CACHE_TIMEOUT_MS,
     ];
     let options = defaults.into_iter().chain(cache_url.as_deref()).chain(options.iter().copied());
-    Settings::from_options(options).expect("valid test settings")
+    let mut settings = Settings::from_options(options).expect("valid test settings");
+    if settings.flags.profile == Profile::Optimized && settings.flags.event_delivery.is_none() {
+        settings.flags.event_delivery = Some(optimized().event_delivery);
+    }
+    settings
 }
 
 /// `settings` moved to a table of the test's own, with the schema of the shared one.

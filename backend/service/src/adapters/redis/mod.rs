@@ -84,6 +84,21 @@ fn seconds(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs().max(1)).unwrap_or(i64::MAX)
 }
 
+/// The URL with its TLS scheme made plain (`rediss` → `redis`, `valkeys` → `valkey`), and
+/// whether it had one. Given a TLS scheme, fred builds a TLS client on rustls's process-wide
+/// provider, which a build that links two providers does not have (it panics): the
+/// service reads the URL as plain and brings its own TLS client.
+fn without_tls_scheme(url: &str) -> (String, bool) {
+    for (secure, plain) in [("rediss", "redis"), ("valkeys", "valkey")] {
+        if let Some(rest) = url.strip_prefix(secure)
+            && (rest.starts_with("://") || rest.starts_with("-cluster://"))
+        {
+            return (format!("{plain}{rest}"), true);
+        }
+    }
+    (url.to_owned(), false)
+}
+
 /// Mozilla's roots, as the SDK's clients trust them (`adapters::aws`), on ring.
 fn tls_connector() -> Result<TlsConnector, CacheError> {
     let mut roots = rustls::RootCertStore::empty();
@@ -101,8 +116,9 @@ impl RedisCache {
     /// for `entry_ttl`.
     pub fn new(url: &str, settings: &SharedCacheSettings, entry_ttl: Duration) -> Result<Self, CacheError> {
         let invalid = |error: fred::error::Error| CacheError::Failed(format!("BRAIN2_CACHE_URL: {error}"));
-        let mut config = Config::from_url(url).map_err(invalid)?;
-        if config.tls.is_some() {
+        let (plain, tls) = without_tls_scheme(url);
+        let mut config = Config::from_url(&plain).map_err(invalid)?;
+        if tls {
             config.tls = Some(tls_connector()?.into());
         }
         // A cache that is down at start must not stop the service: connections keep trying.
@@ -242,6 +258,15 @@ mod tests {
         assert_ne!(entry_key(&plain, 1, "n:x"), entry_key(&tricky, 1, "n:x"));
         assert!(!entry_key(&tricky, 1, "n:x").starts_with(&user_tag(&plain)));
         assert_eq!(entry_key(&plain, 255, "g:50"), "brain2:{1:a}:00000000000000ff:g:50");
+    }
+
+    #[test]
+    fn tls_schemes_are_read_as_plain_with_tls_noted() {
+        assert_eq!(without_tls_scheme("rediss://cache:6379"), ("redis://cache:6379".into(), true));
+        assert_eq!(without_tls_scheme("rediss-cluster://cache:6379"), ("redis-cluster://cache:6379".into(), true));
+        assert_eq!(without_tls_scheme("valkeys://cache:6379"), ("valkey://cache:6379".into(), true));
+        assert_eq!(without_tls_scheme("redis://cache:6379"), ("redis://cache:6379".into(), false));
+        assert_eq!(without_tls_scheme("redissomething://x"), ("redissomething://x".into(), false));
     }
 
     #[test]
