@@ -163,7 +163,15 @@ async fn prepare_target(
         url: resources.provisioned.events_queue_url.clone(),
     };
     let brain2 = HarnessConfig::sibling_binary(&config.brain2_bin, "brain2")?;
-    let environment = stack.aws().service_environment(&resources.table, &resources.bus, &resources.provisioned);
+    // One server per profile, without the local stack's redis-server: a shared tier one
+    // instance alone reads only adds a round trip to its cached reads, and that server would
+    // answer without the simulated round trip every AWS call gets.
+    let environment: Vec<(String, String)> = stack
+        .aws()
+        .service_environment(&resources.table, &resources.bus, &resources.provisioned)
+        .into_iter()
+        .filter(|(name, _)| name != "BRAIN2_CACHE_URL")
+        .collect();
     let log = folder.join("server.log");
     let server = LocalServer::start(&brain2, &environment, profile, config.sim_rtt_ms, jwt_secret, &log).await?;
     let target = Target {
