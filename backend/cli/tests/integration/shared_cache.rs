@@ -25,8 +25,21 @@ async fn instances(count: usize, cache_url: Option<&str>) -> Vec<TestApp> {
     apps
 }
 
-fn shared_url() -> String {
-    stack().aws.cache_url().expect("the test stack runs a redis-server")
+fn repository() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The shared cache of a test: the stack's redis-server, or one of the test's own on a
+/// stack given by the environment without one (the stack deployed to LocalStack). The
+/// server, when it is the test's, stops when the value is dropped.
+fn shared_cache() -> (String, Option<CacheServer>) {
+    match stack().aws.cache_url() {
+        Some(url) => (url, None),
+        None => {
+            let server = CacheServer::start(&repository()).expect("redis-server starts (run `make tools`)");
+            (server.url(), Some(server))
+        }
+    }
 }
 
 /// GET `path`: the body, and how many AWS calls the answer cost.
@@ -44,7 +57,7 @@ async fn update(app: &TestApp, user: &str, path: &str, content: &str, version: u
 
 #[tokio::test]
 async fn a_write_through_one_instance_is_read_at_once_through_the_others_with_the_shared_cache() {
-    let url = shared_url();
+    let (url, _own_server) = shared_cache();
     let apps = instances(3, Some(&url)).await;
     let (first, second, third) = (&apps[0], &apps[1], &apps[2]);
     let user = &unique_user();
@@ -112,8 +125,7 @@ async fn until_cached(app: &TestApp, user: &str, path: &str) {
 
 #[tokio::test]
 async fn the_shared_cache_killed_mid_workload_fails_no_request_and_is_used_again_once_back() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut server = CacheServer::start(&root).expect("redis-server starts (run `make tools`)");
+    let mut server = CacheServer::start(&repository()).expect("redis-server starts (run `make tools`)");
     let url = server.url();
     let apps = instances(2, Some(&url)).await;
     let (writer, reader) = (&apps[0], &apps[1]);
@@ -152,7 +164,7 @@ async fn the_shared_cache_killed_mid_workload_fails_no_request_and_is_used_again
 
 #[tokio::test]
 async fn no_entry_of_one_user_is_readable_by_another_through_either_tier() {
-    let url = shared_url();
+    let (url, _own_server) = shared_cache();
     let apps = instances(2, Some(&url)).await;
     let (owner, stranger) = (&unique_user(), &unique_user());
     let node = apps[0].create_node(owner, "Private diary: the orchard in spring").await;
