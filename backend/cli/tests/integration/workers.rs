@@ -15,7 +15,8 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    TestApp, on_own_table, own_queue, settings_with, stack, take_messages, test_settings, unique_user, user_queue,
+    TestApp, on_own_table, own_queue, settings_with, stack, take_messages, take_waiting_messages, test_settings,
+    unique_user, user_queue,
 };
 
 fn events_for(user: &str, count: usize) -> Vec<DomainEvent> {
@@ -97,7 +98,8 @@ async fn a_full_queue_makes_the_caller_publish_inline() {
     let user = unique_user();
     let queue = user_queue(&app, &user, &[]).await;
     let slow = NetworkSimulation { round_trip: Duration::from_millis(100), ..Default::default() };
-    let publisher = publisher_with_room(slow, &own_queue(&app).await, 2).await;
+    let dead_letters = own_queue(&app).await;
+    let publisher = publisher_with_room(slow, &dead_letters, 2).await;
     let events = events_for(&user, 20);
     let sent: HashSet<String> = events.iter().map(|e| e.event_id.to_string()).collect();
     let started = Instant::now();
@@ -106,9 +108,12 @@ async fn a_full_queue_makes_the_caller_publish_inline() {
     // at least one simulated round trip for it (a lower bound, never flaky on a slow machine).
     assert!(started.elapsed() >= Duration::from_millis(100));
     publisher.flush().await;
-    let arrived = take_messages(&app, &queue, 20).await;
-    assert_eq!(event_ids(&arrived).into_iter().collect::<HashSet<_>>(), sent);
-    assert_eq!(arrived.len(), 20);
+    // On a loaded machine EventBridge may not take an entry within its retries: it is then
+    // in the dead-letter queue, which is not a drop either.
+    let mut all = event_ids(&take_waiting_messages(&app, &dead_letters).await);
+    all.extend(event_ids(&take_messages(&app, &queue, 20 - all.len()).await));
+    assert_eq!(all.len(), 20, "every event in exactly one place");
+    assert_eq!(all.into_iter().collect::<HashSet<_>>(), sent);
 }
 
 async fn median_create_latency(app: &TestApp, user: &str) -> Duration {
