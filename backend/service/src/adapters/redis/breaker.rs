@@ -2,9 +2,9 @@
 //! down or slow must cost a request nothing: after a few failures in a row no call goes
 //! out for a cool-down, and then one probe at a time finds out whether it is back.
 //!
-//! Written here rather than taken from a crate: it is a small state machine, and the
-//! health check and the metrics read its state, which the general-purpose breakers keep
-//! to themselves.
+//! Written here rather than taken from a crate: it is a small state machine, and a call it
+//! holds back must come out as its own error (`CacheError::Open`), which the health check
+//! reports and the metrics count apart from failures.
 
 use std::sync::Mutex;
 use std::time::Duration;

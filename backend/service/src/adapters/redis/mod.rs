@@ -190,8 +190,9 @@ impl RedisCache {
         Ok(())
     }
 
-    /// Whether the breaker is holding calls back (reported by the health check).
-    pub fn is_open(&self) -> bool {
+    /// Whether the breaker is holding calls back.
+    #[cfg(test)]
+    fn is_open(&self) -> bool {
         self.breaker.is_open()
     }
 }
