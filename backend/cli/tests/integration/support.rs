@@ -342,9 +342,21 @@ pub async fn take_messages(app: &TestApp, queue: &str, expected: usize) -> Vec<V
 /// Takes bus events until `expected` distinct event ids have arrived (delivery is at least
 /// once: a repeat carries the id of the event it repeats) or a generous deadline passes.
 pub async fn take_distinct_events(app: &TestApp, queue: &str, expected: usize) -> Vec<Value> {
+    take_distinct_events_besides(app, queue, &std::collections::HashSet::new(), expected).await
+}
+
+/// Takes bus events until they and the `known` ids (found elsewhere, say in a dead-letter
+/// queue) make `expected` distinct event ids, or a generous deadline passes.
+pub async fn take_distinct_events_besides(
+    app: &TestApp,
+    queue: &str,
+    known: &std::collections::HashSet<String>,
+    expected: usize,
+) -> Vec<Value> {
     take_messages_until(app, queue, |found| {
-        found.iter().map(|m| m["detail"]["eventId"].as_str()).collect::<std::collections::HashSet<_>>().len()
-            >= expected
+        let mut ids: std::collections::HashSet<&str> = known.iter().map(String::as_str).collect();
+        ids.extend(found.iter().filter_map(|m| m["detail"]["eventId"].as_str()));
+        ids.len() >= expected
     })
     .await
 }
