@@ -114,7 +114,12 @@ export const STACK_OWNED_SETTINGS: readonly string[] = [
 ];
 
 /** Settings a deployed function refuses to start with (local measurement only). */
-export const LOCAL_ONLY_SETTINGS: readonly string[] = ['BRAIN2_SIM_RTT_MS', 'BRAIN2_SIM_RTT_JITTER_MS', 'BRAIN2_FAULTS'];
+export const LOCAL_ONLY_SETTINGS: readonly string[] = [
+  'BRAIN2_SIM_RTT_MS',
+  'BRAIN2_SIM_RTT_JITTER_MS',
+  'BRAIN2_SIM_CACHE_RTT_MS',
+  'BRAIN2_FAULTS',
+];
 
 /** Executions of the cleanup function kept free of SQS batches for the scheduled sweep. */
 export const SWEEP_SLOTS = 1;

@@ -65,6 +65,22 @@ pub struct HarnessConfig {
     /// Simulated round trip to AWS of the local server, in milliseconds.
     #[arg(long, env = "SIM_RTT_MS", default_value_t = 5)]
     pub sim_rtt_ms: u64,
+    /// Simulated round trip to the shared cache, in milliseconds (an ElastiCache endpoint in
+    /// the function's own VPC answers in about a millisecond or less).
+    #[arg(long, env = "SIM_CACHE_RTT_MS", default_value_t = 1)]
+    pub sim_cache_rtt_ms: u64,
+    /// Instances of the cache-tiers measurement (0: skip it): the optimized profile on that
+    /// many `brain2 serve` processes sharing one local stack, requests sent round-robin,
+    /// with each instance's memory alone and then with the shared tier under it.
+    #[arg(long, env = "CACHE_INSTANCES", default_value_t = 3)]
+    pub cache_instances: usize,
+    /// Seconds each variant of the cache-tiers measurement runs.
+    #[arg(long, env = "CACHE_SECONDS", default_value_t = 20)]
+    pub cache_seconds: usize,
+    /// Weight of updates in the cache-tiers workload, against reads weighing 50 in all
+    /// (0: reads only).
+    #[arg(long, env = "CACHE_UPDATE_WEIGHT", default_value_t = 5)]
+    pub cache_update_weight: usize,
     /// Cold starts of the Lambda binary to measure (0: none).
     #[arg(long, env = "COLD_RUNS", default_value_t = 10)]
     pub cold_runs: usize,

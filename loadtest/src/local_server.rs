@@ -1,4 +1,4 @@
-//! The server of one profile: `brain2 serve --workers` as a process of its own on the run's
+//! The server of one profile: `brain2 serve` (`--workers`) as a process of its own on the run's
 //! emulators and the profile's table, with the cost headers on, the simulated network, and
 //! its Prometheus listener on loopback.
 
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use brain2_devstack::tie_to_this_process;
 
-use crate::config::ProfileSpec;
+use crate::config::{HarnessConfig, ProfileSpec};
 
 /// The emulators already run; this covers a busy two-core machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,15 +30,17 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl LocalServer {
-    /// Starts the server with `environment` (where AWS is, the table, bus and queues) and
+    /// Starts the server with `environment` (where AWS is, the table, bus and queues), with
+    /// the in-process workers or without (an API instance only, as a Lambda function is), and
     /// waits until its health check answers `up`.
     pub async fn start(
         brain2: &Path,
         environment: &[(String, String)],
         profile: &ProfileSpec,
-        sim_rtt_ms: u64,
+        config: &HarnessConfig,
         jwt_secret: &str,
         log: &Path,
+        workers: bool,
     ) -> anyhow::Result<Self> {
         let (port, metrics_port) = (free_port()?, free_port()?);
         let log_file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
@@ -46,11 +48,13 @@ impl LocalServer {
         // A harness killed half-way takes the server along.
         tie_to_this_process(&mut command);
         let child = command
-            .args(["serve", "--workers", "--port", &port.to_string()])
+            .args(["serve", "--port", &port.to_string()])
+            .args(workers.then_some("--workers"))
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
             .envs(environment.iter().cloned())
             .envs(profile.environment())
-            .env("BRAIN2_SIM_RTT_MS", sim_rtt_ms.to_string())
+            .env("BRAIN2_SIM_RTT_MS", config.sim_rtt_ms.to_string())
+            .env("BRAIN2_SIM_CACHE_RTT_MS", config.sim_cache_rtt_ms.to_string())
             .env("BRAIN2_EXPOSE_COSTS", "on")
             // The harness measures throughput: many simulated users act as one user, whom
             // the per-user rate limit would otherwise hold back.

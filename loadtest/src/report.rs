@@ -13,6 +13,7 @@ use crate::cloudwatch::ServerSide;
 use crate::lambda_emulator::MinMedianMax;
 use crate::lambda_figures::LambdaFigures;
 use crate::prometheus::ServerCalls;
+use crate::tiers::CacheTiersReport;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -27,6 +28,9 @@ pub struct Report {
     pub lambda_zip_bytes: Option<u64>,
     pub lambda: LambdaFigures,
     pub profiles: Vec<ProfileReport>,
+    /// The shared cache across several local instances (`CACHE_INSTANCES`); `None` against a
+    /// deployment or when skipped.
+    pub cache_tiers: Option<CacheTiersReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -326,6 +330,9 @@ impl Report {
         }
         let _ = writeln!(out, "| stripped binary, bytes | {} |", lambda.binary_bytes);
         let _ = writeln!(out, "| zip, bytes | {} |", lambda.zip_bytes);
+        if let Some(tiers) = &self.cache_tiers {
+            out += &tiers.markdown();
+        }
         out
     }
 
@@ -450,6 +457,7 @@ mod tests {
                 warm: None,
             },
             profiles,
+            cache_tiers: None,
         }
     }
 

@@ -16,7 +16,7 @@ use goose::prelude::*;
 use crate::bus::{WriteToBus, drain};
 use crate::config::{HarnessConfig, ProfileSpec};
 use crate::local_server::LocalServer;
-use crate::local_stack::{LocalStack, SeedServer};
+use crate::local_stack::{LocalStack, ProfileResources, SeedServer};
 use crate::prometheus::{AwsCalls, ServerCalls, settled_aws_calls};
 use crate::report::{Machine, ProfileReport, Report, ScenarioReport, scenario_report};
 use crate::scenarios::{CostTally, ScenarioName, scenario};
@@ -79,6 +79,7 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
         }
         reports.push(report?);
     }
+    let cache_tiers = crate::tiers::measure(config, &run_id, &jwt_secret).await?;
     let lambda = crate::lambda_figures::measure(config, &run_id, &jwt_secret).await?;
     if let Some(resources) = &cloudwatch {
         read_cloudwatch(config, resources, &windows, &mut reports).await?;
@@ -92,6 +93,7 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
         lambda_zip_bytes: Some(lambda.zip_bytes),
         lambda,
         profiles: reports,
+        cache_tiers,
     })
 }
 
@@ -146,26 +148,15 @@ async fn prepare_target(
         let target = Target { base_url, metrics_url: None, events_queue: None, server: None, _stack: None };
         return Ok((target, Arc::new(fixture)));
     }
-    progress(format_args!("{}: starting DynamoDB Local and moto", profile.name));
-    let stack = LocalStack::start(&std::env::current_dir()?).await?;
-    let resources = stack.provision(name).await?;
-    progress(format_args!("{}: seeding", profile.name));
-    let seeder = SeedServer::start(stack.aws(), &resources, jwt_secret).await?;
-    let fixture = seed(&Api::new(&seeder.base_url), &plan, config.users, token_of, name).await;
-    seeder.stop().await?;
-    let fixture = fixture?;
-    if profile.flags.event_delivery == EventDelivery::Outbox {
-        let records = stack.skip_stream_records(&resources.table).await?;
-        progress(format_args!("{}: the relay will start after the seed's {records} stream records", profile.name));
-    }
+    let (stack, resources, fixture) = seeded_stack(config, profile, name, &plan, token_of, jwt_secret).await?;
     let events_queue = EventsQueue {
         sqs: (*stack.aws().clients().await.sqs).clone(),
         url: resources.provisioned.events_queue_url.clone(),
     };
     let brain2 = HarnessConfig::sibling_binary(&config.brain2_bin, "brain2")?;
-    // One server per profile, without the local stack's redis-server: a shared tier one
-    // instance alone reads only adds a round trip to its cached reads, and that server would
-    // answer without the simulated round trip every AWS call gets.
+    // One server per profile, without the local stack's redis-server: a shared tier that one
+    // instance alone reads only adds a round trip to its cached reads. What the tier does
+    // across instances is measured on its own (`cache_tiers`).
     let environment: Vec<(String, String)> = stack
         .aws()
         .service_environment(&resources.table, &resources.bus, &resources.provisioned)
@@ -173,7 +164,7 @@ async fn prepare_target(
         .filter(|(name, _)| name != "BRAIN2_CACHE_URL")
         .collect();
     let log = folder.join("server.log");
-    let server = LocalServer::start(&brain2, &environment, profile, config.sim_rtt_ms, jwt_secret, &log).await?;
+    let server = LocalServer::start(&brain2, &environment, profile, config, jwt_secret, &log, true).await?;
     let target = Target {
         base_url: server.base_url.clone(),
         metrics_url: Some(server.metrics_url.clone()),
@@ -182,6 +173,31 @@ async fn prepare_target(
         _stack: Some(stack),
     };
     Ok((target, Arc::new(fixture)))
+}
+
+/// Fresh emulators (and a redis-server) with a table, bus and queues named `name`, seeded
+/// through an in-process server; with the outbox, the seed's stream records are passed over.
+pub(crate) async fn seeded_stack(
+    config: &HarnessConfig,
+    profile: &ProfileSpec,
+    name: &str,
+    plan: &SeedPlan,
+    token_of: impl Fn(&str) -> anyhow::Result<String>,
+    jwt_secret: &str,
+) -> anyhow::Result<(LocalStack, ProfileResources, Fixture)> {
+    progress(format_args!("{}: starting DynamoDB Local and moto", profile.name));
+    let stack = LocalStack::start(&std::env::current_dir()?).await?;
+    let resources = stack.provision(name).await?;
+    progress(format_args!("{}: seeding", profile.name));
+    let seeder = SeedServer::start(stack.aws(), &resources, jwt_secret).await?;
+    let fixture = seed(&Api::new(&seeder.base_url), plan, config.users, token_of, name).await;
+    seeder.stop().await?;
+    let fixture = fixture?;
+    if profile.flags.event_delivery == EventDelivery::Outbox {
+        let records = stack.skip_stream_records(&resources.table).await?;
+        progress(format_args!("{}: the relay will start after the seed's {records} stream records", profile.name));
+    }
+    Ok((stack, resources, fixture))
 }
 
 /// A token for `user`: signed by `brain2 token` with the run's secret locally, or the one
@@ -323,7 +339,7 @@ fn summary(report: &ScenarioReport) -> String {
 
 /// What ends a goose run (goose takes a duration or an iteration count, not both).
 #[derive(Debug, Clone, Copy)]
-enum Bound {
+pub(crate) enum Bound {
     /// Each user makes this many iterations.
     Iterations(usize),
     /// The run lasts this long, with at most `max_requests` requests in all.
@@ -332,7 +348,7 @@ enum Bound {
 
 /// One goose run of one scenario: every user from the start, coordinated-omission
 /// mitigation on, bounded, its HTML report in `folder`.
-async fn attack(
+pub(crate) async fn attack(
     scenario: Scenario,
     users: usize,
     host: &str,

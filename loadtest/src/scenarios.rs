@@ -124,7 +124,7 @@ pub struct CostTally {
 }
 
 impl CostTally {
-    fn record(&self, headers: &reqwest::header::HeaderMap) {
+    pub(crate) fn record(&self, headers: &reqwest::header::HeaderMap) {
         let number = |name: &str| headers.get(name)?.to_str().ok()?.parse::<f64>().ok();
         let (Some(calls), Some(capacity)) = (number("x-brain2-aws-calls"), number("x-brain2-capacity")) else {
             return;

@@ -32,6 +32,9 @@ fn a_tiny_run_reports_every_field_for_both_profiles() {
         "MAX_REQUESTS",
         "DELETE_BATCHES",
         "SIM_RTT_MS",
+        "SIM_CACHE_RTT_MS",
+        "CACHE_SECONDS",
+        "CACHE_UPDATE_WEIGHT",
         "BRAIN2_BIN",
         "LAMBDA_BIN",
         "CLOUDWATCH",
@@ -52,6 +55,8 @@ fn a_tiny_run_reports_every_field_for_both_profiles() {
             ("COLD_RUNS", "1"),
             ("WARM_INVOCATIONS", "20"),
             ("SETTLE_SECONDS", "3"),
+            ("CACHE_INSTANCES", "2"),
+            ("CACHE_SECONDS", "3"),
         ])
         .env("OUT", &out)
         .output()
@@ -132,5 +137,35 @@ fn a_tiny_run_reports_every_field_for_both_profiles() {
     assert!(table.contains("| get_node | optimized |") && table.contains("p50 optimized/baseline"), "{table}");
     assert!(table.contains("| create_node | optimized | outbox |"), "{table}");
     assert!(table.contains("| create_node | optimized-events_background | background |"), "{table}");
+    assert!(table.contains("## Cache tiers: 2 instances") && table.contains("| get_node | both_tiers |"), "{table}");
+    cache_tiers_were_measured(&report["cache_tiers"]);
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// Both variants ran on two instances and were measured; with the shared tier, another
+/// instance answered from it and no read of a note was older than the last write of it.
+fn cache_tiers_were_measured(tiers: &Value) {
+    assert_eq!(tiers["instances"], 2, "{tiers}");
+    let variants = tiers["variants"].as_array().expect("the cache-tiers variants");
+    let names: Vec<&str> = variants.iter().map(|variant| variant["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["memory", "both_tiers"]);
+    for variant in variants {
+        assert!(variant["reads"].as_u64().unwrap() > 0, "{variant}");
+        assert!(variant["read_units_per_read"].as_f64().is_some(), "{variant}");
+        assert!(variant["checked_reads"].as_u64().unwrap() > 0, "{variant}");
+        for request in variant["requests"].as_array().unwrap() {
+            assert_eq!(request["errors"], 0, "{request}");
+        }
+        assert!(variant["lookups"]["memory"]["hits"].as_f64().unwrap() > 0.0, "{variant}");
+    }
+    let (memory, both) = (&variants[0], &variants[1]);
+    // The flag decides: with it off, the shared tier is never looked in, though configured.
+    assert_eq!(
+        memory["lookups"]["shared"]["hits"].as_f64().unwrap() + memory["lookups"]["shared"]["misses"].as_f64().unwrap(),
+        0.0
+    );
+    assert!(both["lookups"]["shared"]["hits"].as_f64().unwrap() > 0.0, "{both}");
+    assert_eq!(both["stale_reads"], 0, "{both}");
+    assert_eq!(both["cache_health"], "up", "{both}");
+    assert!(tiers["read_units_ratio"].as_f64().is_some(), "{tiers}");
 }

@@ -47,7 +47,8 @@ pub enum ConfigError {
     )]
     UnsafeSecret,
     #[error(
-        "refusing to start: BRAIN2_SIM_RTT_MS, BRAIN2_SIM_RTT_JITTER_MS and BRAIN2_FAULTS are for local measurement only"
+        "refusing to start: BRAIN2_SIM_RTT_MS, BRAIN2_SIM_RTT_JITTER_MS, BRAIN2_SIM_CACHE_RTT_MS and BRAIN2_FAULTS are \
+         for local measurement only"
     )]
     SimulationInProduction,
 }
@@ -181,7 +182,7 @@ impl Adapters {
 fn shared_cache(settings: &Settings, flags: &Flags) -> Option<Arc<dyn SharedCache>> {
     let aws = &settings.adapters;
     let url = aws.shared_cache.cache_url.as_deref().filter(|_| flags.shared_cache && flags.read_cache)?;
-    match RedisCache::new(url, &aws.shared_cache, aws.cache_ttl) {
+    match RedisCache::new(url, &aws.shared_cache, aws.cache_ttl, aws.network.cache_round_trip) {
         Ok(cache) => Some(Arc::new(cache)),
         Err(error) => {
             tracing::error!(%error, "the shared cache is left out");
@@ -292,6 +293,10 @@ mod tests {
         assert_eq!(s.adapters.network.round_trip, Duration::from_millis(5));
         assert_eq!(s.adapters.network.faults.as_ref().unwrap().throttle, 0.1);
         assert!(matches!(s.ensure_safe_for_production(), Err(ConfigError::SimulationInProduction)));
+        let cache_only = settings(&["--jwt-secret", &strong, "--sim-cache-rtt-ms", "1"]).unwrap();
+        assert_eq!(cache_only.adapters.network.cache_round_trip, Duration::from_millis(1));
+        assert!(!cache_only.adapters.network.affects_aws());
+        assert!(matches!(cache_only.ensure_safe_for_production(), Err(ConfigError::SimulationInProduction)));
         assert!(settings(&["--faults", "throttle=9"]).is_err());
         assert!(settings(&["--sim-rtt-ms", "fast"]).is_err());
         assert!(settings(&["--expose-costs", "1"]).unwrap().http.expose_costs);

@@ -163,7 +163,7 @@ impl ClientFactory {
     /// pool: what the process does once, or (with `client_reuse` off) every request.
     pub async fn build(&self) -> AwsClients {
         let http = https_client(self.roots);
-        let simulated = self.network.is_active().then(|| self.network.wrap(http.clone()));
+        let simulated = self.network.affects_aws().then(|| self.network.wrap(http.clone()));
         let sdk = sdk_config(self.source, http).await;
         costs::record_client_built();
         metric::sdk_clients_built();

@@ -109,6 +109,9 @@ pub struct NetworkSimulation {
     /// Random extra delay of up to this many milliseconds per AWS call (measuring only).
     #[arg(long = "sim-rtt-jitter-ms", env = "BRAIN2_SIM_RTT_JITTER_MS", value_name = "MS", value_parser = milliseconds, default_value = "0")]
     pub jitter: Duration,
+    /// Round trip added to every call of the shared cache, in milliseconds (measuring only).
+    #[arg(long = "sim-cache-rtt-ms", env = "BRAIN2_SIM_CACHE_RTT_MS", value_name = "MS", value_parser = milliseconds, default_value = "0")]
+    pub cache_round_trip: Duration,
     /// Injected faults, e.g. `throttle=0.1,unprocessed=0.3,putevents_fail=0.2,seed=7` (testing only).
     #[arg(long, env = "BRAIN2_FAULTS", value_name = "SPEC", value_parser = FaultPlan::parse)]
     pub faults: Option<FaultPlan>,
@@ -118,7 +121,13 @@ pub struct NetworkSimulation {
 }
 
 impl NetworkSimulation {
+    /// Whether anything is simulated (which a deployed function refuses).
     pub fn is_active(&self) -> bool {
+        self.affects_aws() || !self.cache_round_trip.is_zero()
+    }
+
+    /// Whether calls to AWS cross the simulated network.
+    pub fn affects_aws(&self) -> bool {
         !self.round_trip.is_zero() || !self.jitter.is_zero() || self.faults.is_some()
     }
 

@@ -64,6 +64,8 @@ pub struct RedisCache {
     breaker: CircuitBreaker,
     timeout: Duration,
     entry_ttl: Duration,
+    /// A simulated network's round trip, waited before every command (local measuring only).
+    round_trip: Duration,
     /// Users whose generation change failed, made before anything is read again.
     owed: Mutex<HashSet<UserId>>,
 }
@@ -113,8 +115,14 @@ fn tls_connector() -> Result<TlsConnector, CacheError> {
 
 impl RedisCache {
     /// A pool of connections to `settings.cache_url` (connected on first use); entries live
-    /// for `entry_ttl`.
-    pub fn new(url: &str, settings: &SharedCacheSettings, entry_ttl: Duration) -> Result<Self, CacheError> {
+    /// for `entry_ttl`; every command first waits `round_trip` (zero but in a measurement of a
+    /// local stack, where the server is a loopback call away).
+    pub fn new(
+        url: &str,
+        settings: &SharedCacheSettings,
+        entry_ttl: Duration,
+        round_trip: Duration,
+    ) -> Result<Self, CacheError> {
         let invalid = |error: fred::error::Error| CacheError::Failed(format!("BRAIN2_CACHE_URL: {error}"));
         let (plain, tls) = without_tls_scheme(url);
         let mut config = Config::from_url(&plain).map_err(invalid)?;
@@ -141,6 +149,7 @@ impl RedisCache {
             breaker: CircuitBreaker::new(FAILURES_TO_OPEN, COOL_DOWN),
             timeout,
             entry_ttl,
+            round_trip,
             owed: Mutex::new(HashSet::new()),
         })
     }
@@ -154,6 +163,12 @@ impl RedisCache {
         // Connecting spawns the pool's tasks, so it waits for a runtime: the first call.
         self.connect.call_once(|| drop(self.pool.connect()));
         let limit = crate::deadline::remaining().map_or(self.timeout, |left| left.min(self.timeout));
+        let command = async {
+            if !self.round_trip.is_zero() {
+                tokio::time::sleep(self.round_trip).await;
+            }
+            command.await
+        };
         let outcome = match tokio::time::timeout(limit, command).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(CacheError::Failed(error.to_string())),
@@ -273,16 +288,18 @@ mod tests {
     #[test]
     fn a_malformed_url_is_refused_at_start() {
         let settings = SharedCacheSettings { cache_url: None, cache_timeout_ms: 100, cache_pool_size: 1 };
-        assert!(RedisCache::new("not a url", &settings, Duration::from_secs(60)).is_err());
-        assert!(RedisCache::new("redis://127.0.0.1:1", &settings, Duration::from_secs(60)).is_ok());
-        assert!(RedisCache::new("rediss://cache.example:6379", &settings, Duration::from_secs(60)).is_ok());
+        assert!(RedisCache::new("not a url", &settings, Duration::from_secs(60), Duration::ZERO).is_err());
+        assert!(RedisCache::new("redis://127.0.0.1:1", &settings, Duration::from_secs(60), Duration::ZERO).is_ok());
+        assert!(
+            RedisCache::new("rediss://cache.example:6379", &settings, Duration::from_secs(60), Duration::ZERO).is_ok()
+        );
     }
 
     #[tokio::test]
     async fn a_cache_nobody_answers_is_left_alone_after_failures_and_owes_the_generation() {
         // Port 1 on loopback: connections are refused at once.
         let settings = SharedCacheSettings { cache_url: None, cache_timeout_ms: 200, cache_pool_size: 1 };
-        let cache = RedisCache::new("redis://127.0.0.1:1", &settings, Duration::from_secs(60)).unwrap();
+        let cache = RedisCache::new("redis://127.0.0.1:1", &settings, Duration::from_secs(60), Duration::ZERO).unwrap();
         let someone = user("someone");
         assert!(cache.advance(&someone).await.is_err());
         assert!(cache.owed().contains(&someone), "the failed change is owed");
