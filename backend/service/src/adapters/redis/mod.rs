@@ -82,6 +82,11 @@ fn entry_key(user: &UserId, generation: u64, slot: &str) -> String {
     format!("{}:{generation:016x}:{slot}", user_tag(user))
 }
 
+/// The expiry every write of a generation sets.
+fn generation_expiry() -> Option<Expiration> {
+    Some(Expiration::EX(seconds(GENERATION_TTL)))
+}
+
 fn seconds(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs().max(1)).unwrap_or(i64::MAX)
 }
@@ -191,8 +196,7 @@ impl RedisCache {
 
     async fn set_new_generation(&self, user: &UserId) -> Result<(), CacheError> {
         let generation = rand::random::<u64>().to_string();
-        let expire = Some(Expiration::EX(seconds(GENERATION_TTL)));
-        self.call(self.pool.set::<(), _, _>(generation_key(user), generation, expire, None, false)).await
+        self.call(self.pool.set::<(), _, _>(generation_key(user), generation, generation_expiry(), None, false)).await
     }
 
     /// Makes the generation changes this instance owes; fails while any is still owed.
@@ -217,10 +221,15 @@ impl SharedCache for RedisCache {
     async fn generation(&self, user: &UserId) -> Result<u64, CacheError> {
         self.settle_owed().await?;
         let fresh = rand::random::<u64>();
-        let expire = Some(Expiration::EX(seconds(GENERATION_TTL)));
         // SET NX GET: the current generation, or ours when the user had none, in one command.
         let current: Option<String> = self
-            .call(self.pool.set(generation_key(user), fresh.to_string(), expire, Some(SetOptions::NX), true))
+            .call(self.pool.set(
+                generation_key(user),
+                fresh.to_string(),
+                generation_expiry(),
+                Some(SetOptions::NX),
+                true,
+            ))
             .await?;
         match current {
             None => Ok(fresh),
