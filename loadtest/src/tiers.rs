@@ -6,9 +6,10 @@
 //!
 //! The workload is one person's reading with some editing: get_node, neighbors and
 //! graph_data, and now and then (`CACHE_UPDATE_WEIGHT`) an update of a note followed by a
-//! read of it (through the next instance). Measured: p50/p99 and DynamoDB read units per request (the cost headers),
-//! hits and misses of each tier (the instances' metrics), and stale reads: every read of a
-//! note is checked against the version its only writer, this client, last wrote.
+//! read of it (sent, as every request, to the instance whose turn it is). Measured: p50/p99
+//! and DynamoDB read units per request (the cost headers), hits and misses of each tier
+//! (the instances' metrics), and stale reads: every read of a note is checked against the
+//! version its only writer, this client, last wrote.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
