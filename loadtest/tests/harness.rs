@@ -1,7 +1,7 @@
-//! A tiny `make loadtest`: both profiles and the optimized one with background delivery, two
-//! scenarios, a few seconds each, then the cache tiers on three instances, on the local
-//! stack, with the debug binaries built beside this test. It checks the report's shape and that the run measured something and failed
-//! nothing; it asserts no time.
+//! A tiny `make loadtest`: both profiles and the optimized one with background delivery,
+//! two scenarios, a few seconds each, then the cache tiers on three instances, on the local
+//! stack, with the debug binaries built beside this test. It checks the report's shape and
+//! that the run measured something and failed nothing; it asserts no time.
 
 use std::process::Command;
 
