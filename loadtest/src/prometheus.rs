@@ -198,8 +198,12 @@ fn labels(text: &str) -> Option<BTreeMap<String, String>> {
 
 /// The process's AWS calls so far.
 pub async fn aws_calls(client: &reqwest::Client, metrics_url: &str) -> anyhow::Result<AwsCalls> {
-    let exposition = client.get(metrics_url).send().await?.error_for_status()?.text().await?;
-    Ok(AwsCalls::parse(&exposition))
+    Ok(AwsCalls::parse(&exposition(client, metrics_url).await?))
+}
+
+/// The server's Prometheus text exposition now.
+pub async fn exposition(client: &reqwest::Client, metrics_url: &str) -> anyhow::Result<String> {
+    Ok(client.get(metrics_url).send().await?.error_for_status()?.text().await?)
 }
 
 /// The process's AWS call count at one moment.

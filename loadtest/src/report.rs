@@ -157,7 +157,12 @@ pub fn scenario_report(
 }
 
 fn figure(value: Option<f64>) -> String {
-    value.map_or_else(|| "-".to_owned(), |value| format!("{value:.2}"))
+    figure_to(value, 2)
+}
+
+/// `value` to `decimals` places, or `-` without one.
+pub(crate) fn figure_to(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".to_owned(), |value| format!("{value:.decimals$}"))
 }
 
 /// `812 (2.86)`: a count and its figure per request.

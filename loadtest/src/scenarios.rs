@@ -144,9 +144,14 @@ impl CostTally {
         (responses > 0).then(|| self.aws_calls.load(Ordering::Relaxed) as f64 / responses as f64)
     }
 
+    /// The capacity units of every response so far.
+    pub fn capacity_units(&self) -> f64 {
+        self.capacity_milliunits.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
     pub fn capacity_per_response(&self) -> Option<f64> {
         let responses = self.responses();
-        (responses > 0).then(|| self.capacity_milliunits.load(Ordering::Relaxed) as f64 / 1000.0 / responses as f64)
+        (responses > 0).then(|| self.capacity_units() / responses as f64)
     }
 }
 

@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 
 use crate::config::{HarnessConfig, ProfileSpec};
 use crate::local_server::LocalServer;
-use crate::prometheus::samples;
-use crate::report::{ScenarioReport, scenario_report};
+use crate::prometheus::{exposition, samples};
+use crate::report::{ScenarioReport, figure_to, scenario_report};
 use crate::run::{Bound, attack, progress, seeded_stack, token_for};
 use crate::scenarios::CostTally;
 use crate::seed::{Fixture, SeedPlan, note_text};
@@ -324,7 +324,7 @@ impl Workload {
         for name in READS {
             let tally = &self.tallies[name];
             reads += tally.responses();
-            units += tally.capacity_per_response().unwrap_or(0.0) * tally.responses() as f64;
+            units += tally.capacity_units();
         }
         let count = |tier: &str, result: &str| {
             let key = (tier.to_owned(), result.to_owned());
@@ -356,8 +356,7 @@ impl Workload {
 async fn lookups(client: &reqwest::Client, servers: &[LocalServer]) -> anyhow::Result<BTreeMap<(String, String), f64>> {
     let mut totals = BTreeMap::new();
     for server in servers {
-        let exposition = client.get(&server.metrics_url).send().await?.error_for_status()?.text().await?;
-        for (labels, value) in samples(&exposition, "brain2_cache_lookups_total") {
+        for (labels, value) in samples(&exposition(client, &server.metrics_url).await?, "brain2_cache_lookups_total") {
             let label = |name: &str| labels.get(name).cloned().unwrap_or_default();
             *totals.entry((label("tier"), label("result"))).or_insert(0.0) += value;
         }
@@ -379,7 +378,7 @@ fn summary(report: &TierVariantReport) -> String {
         "  {}: {} reads, DynamoDB read units/read {}, stale reads {} of {} checked",
         report.name,
         report.reads,
-        figure(report.read_units_per_read, 3),
+        figure_to(report.read_units_per_read, 3),
         report.stale_reads,
         report.checked_reads
     );
@@ -387,10 +386,6 @@ fn summary(report: &TierVariantReport) -> String {
         let _ = write!(line, ", {tier} hit rate {}", percent(lookups.hit_rate));
     }
     line
-}
-
-fn figure(value: Option<f64>, decimals: usize) -> String {
-    value.map_or_else(|| "-".to_owned(), |value| format!("{value:.decimals$}"))
 }
 
 fn percent(rate: Option<f64>) -> String {
@@ -419,7 +414,7 @@ impl CacheTiersReport {
                     request.errors,
                     request.p50_ms,
                     request.p99_ms,
-                    figure(request.capacity_units_per_request, 3)
+                    figure_to(request.capacity_units_per_request, 3)
                 );
             }
         }
@@ -435,7 +430,7 @@ impl CacheTiersReport {
                 "| {} | {} | {} | {} | {} | {} ({}) | {} |",
                 variant.name,
                 variant.reads,
-                figure(variant.read_units_per_read, 3),
+                figure_to(variant.read_units_per_read, 3),
                 rate("memory"),
                 rate("shared"),
                 variant.stale_reads,
@@ -446,7 +441,7 @@ impl CacheTiersReport {
         let _ = writeln!(
             out,
             "\nDynamoDB read units per read, memory alone over both tiers: {}x.",
-            figure(self.read_units_ratio, 2)
+            figure_to(self.read_units_ratio, 2)
         );
         out
     }

@@ -111,7 +111,7 @@ async fn events_of_a_request_cut_off_at_its_deadline_are_still_delivered() {
     use brain2::domain::{DomainEvent, KeywordExtractor, Node, NodeDraft, UserId};
     use brain2::ports::EventPublisher;
 
-    use crate::support::{own_queue, take_distinct_events, user_queue};
+    use crate::support::{event_ids, own_queue, take_distinct_events, user_queue};
 
     let app = TestApp::spawn().await;
     let user = unique_user();
@@ -144,8 +144,7 @@ async fn events_of_a_request_cut_off_at_its_deadline_are_still_delivered() {
     // Cut off outright, as the deadline's backstop does: the sending is dropped mid-way.
     let cut_off = tokio::time::timeout(Duration::from_millis(50), sender.publish(cut)).await;
     assert!(cut_off.is_err(), "five calls of 200 ms each cannot be done in 50 ms");
-    let arrived = take_distinct_events(&app, &queue, sent.len()).await;
     let arrived: std::collections::HashSet<String> =
-        arrived.iter().map(|m| m["detail"]["eventId"].as_str().unwrap().to_owned()).collect();
+        event_ids(&take_distinct_events(&app, &queue, sent.len()).await).into_iter().collect();
     assert_eq!(arrived, sent, "every event of both requests arrived");
 }

@@ -345,6 +345,11 @@ pub async fn take_distinct_events(app: &TestApp, queue: &str, expected: usize) -
     take_distinct_events_besides(app, queue, &std::collections::HashSet::new(), expected).await
 }
 
+/// The event id of each bus message (or dead-letter queue entry), in order.
+pub fn event_ids(messages: &[Value]) -> Vec<String> {
+    messages.iter().map(|m| m["detail"]["eventId"].as_str().unwrap().to_owned()).collect()
+}
+
 /// Takes bus events until they and the `known` ids (found elsewhere, say in a dead-letter
 /// queue) make `expected` distinct event ids, or a generous deadline passes.
 pub async fn take_distinct_events_besides(

@@ -15,7 +15,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    TestApp, on_own_table, own_queue, settings_with, stack, take_distinct_events_besides, take_messages,
+    TestApp, event_ids, on_own_table, own_queue, settings_with, stack, take_distinct_events_besides, take_messages,
     take_waiting_messages, test_settings, unique_user, user_queue,
 };
 
@@ -45,10 +45,6 @@ async fn publisher_with_room(network: NetworkSimulation, dead_letters: &str, roo
         true,
     );
     BackgroundPublisher::with_capacity(sender, room)
-}
-
-fn event_ids(messages: &[Value]) -> Vec<String> {
-    messages.iter().map(|m| m["detail"]["eventId"].as_str().unwrap().to_owned()).collect()
 }
 
 /// Dropping the publisher without a flush (what a shutdown does to it) still sends
