@@ -25,6 +25,7 @@ pub async fn start(settings: &mut Settings) -> anyhow::Result<(LocalAws, ClientF
     settings.adapters.stream_failures_queue_url = Some(provisioned.stream_failures_queue_url);
     settings.workers.cleanup_queue_url = Some(provisioned.cleanup_queue_url);
     settings.workers.similarity_queue_url = Some(provisioned.similarity_queue_url);
+    settings.realtime.realtime_queue_url = Some(provisioned.realtime_queue_url);
     Ok((stack, factory))
 }
 
@@ -37,6 +38,7 @@ pub fn write_env_file(stack: &DevStack, settings: &Settings, path: &Path) -> std
         ("BRAIN2_STREAM_FAILURES_QUEUE_URL", &settings.adapters.stream_failures_queue_url),
         ("BRAIN2_CLEANUP_QUEUE_URL", &settings.workers.cleanup_queue_url),
         ("BRAIN2_SIMILARITY_QUEUE_URL", &settings.workers.similarity_queue_url),
+        ("BRAIN2_REALTIME_QUEUE_URL", &settings.realtime.realtime_queue_url),
         ("BRAIN2_CACHE_URL", &settings.adapters.shared_cache.cache_url),
     ];
     let mut file = std::fs::OpenOptions::new().append(true).open(path)?;

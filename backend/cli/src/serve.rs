@@ -1,13 +1,16 @@
-//! `brain2 serve`: the router over HTTP, optionally with the workers in-process, until
-//! SIGINT or SIGTERM; queued events leave before the process ends.
+//! `brain2 serve`: the router over HTTP and the WebSocket endpoint, optionally with the
+//! workers in-process, until SIGINT or SIGTERM; queued events leave before the process ends.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use anyhow::Context;
 use brain2::adapters::aws::ClientFactory;
 use brain2::bootstrap::{self, Settings};
 use brain2::flags::EventDelivery;
 use brain2::outbox;
+use brain2::ports::Fanout;
+use brain2::realtime::{self, feed::LiveFeed, hub::LocalHub};
 use brain2::worker::run_in_process;
 
 /// Loopback: what `brain2 serve` listens on unless told otherwise.
@@ -64,11 +67,29 @@ pub async fn serve(
         }
         _ => None,
     };
+    // The WebSocket endpoint, fed from the realtime queue by the process that runs the
+    // workers (a queue has one reader: another instance would take half of the changes).
+    let sockets = realtime::socket::LiveSockets {
+        hub: Arc::new(LocalHub::new(usize::from(settings.realtime.buffer_messages))),
+        log: Arc::new(adapters.live()),
+        authenticator: Arc::new(settings.http.authenticator()),
+        heartbeat: settings.realtime.heartbeat,
+    };
+    let feed = match (workers, &settings.realtime.realtime_queue_url) {
+        (true, Some(queue)) => {
+            let fanout: Arc<dyn Fanout> = sockets.hub.clone();
+            let feed = Arc::new(LiveFeed::new(sockets.log.clone(), fanout));
+            tracing::info!(queue, "feeding the WebSocket clients from the realtime queue");
+            Some(tokio::spawn(feed.run_from_queue(adapters.clients.sqs.clone(), queue.clone())))
+        }
+        _ => None,
+    };
+    let router = router.merge(realtime::socket::routes(sockets));
     let listener =
         tokio::net::TcpListener::bind((bind, port)).await.with_context(|| format!("binding {bind} port {port}"))?;
     tracing::info!(address = %listener.local_addr()?, flags = ?settings.flags(), "serving the Brain2 API under /api/v1");
     axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
-    for task in background.into_iter().chain(relay) {
+    for task in background.into_iter().chain(relay).chain(feed) {
         task.abort();
     }
     // Events still queued go out before the process ends.

@@ -153,6 +153,7 @@ impl LocalAws {
             ("BRAIN2_STREAM_FAILURES_QUEUE_URL", provisioned.stream_failures_queue_url.as_str()),
             ("BRAIN2_CLEANUP_QUEUE_URL", provisioned.cleanup_queue_url.as_str()),
             ("BRAIN2_SIMILARITY_QUEUE_URL", provisioned.similarity_queue_url.as_str()),
+            ("BRAIN2_REALTIME_QUEUE_URL", provisioned.realtime_queue_url.as_str()),
         ]
         .map(|(name, value)| (name.to_owned(), value.to_owned()));
         self.environment().into_iter().chain(settings).collect()

@@ -11,6 +11,7 @@ use thiserror::Error;
 use brain2::adapters::aws::AwsClients;
 use brain2::adapters::dynamodb::schema::ensure_table;
 use brain2::adapters::eventbridge::EVENT_SOURCE;
+use brain2::realtime::protocol::CHANGE_TYPES;
 
 /// Receives a message this many times before it goes to the dead-letter queue.
 const MAX_RECEIVES: u32 = 5;
@@ -43,6 +44,8 @@ pub struct Provisioned {
     pub similarity_queue_url: String,
     /// Table stream records the outbox relay could not turn into events.
     pub stream_failures_queue_url: String,
+    /// Node and edge changes for the WebSocket clients (`brain2 serve --workers`).
+    pub realtime_queue_url: String,
 }
 
 /// The queues and rules of the local stack; in AWS the infrastructure stack declares the same.
@@ -59,6 +62,9 @@ pub async fn provision(clients: &AwsClients, table: &str, bus: &str) -> Result<P
     let similarity_queue_url = queue_with_dead_letters(clients, &format!("{bus}-similarity")).await?;
     let changed = json!({ "source": [EVENT_SOURCE], "detail-type": ["node.created", "node.updated", "node.deleted"] });
     subscribe(clients, bus, "similarity", changed, &similarity_queue_url).await?;
+    let realtime_queue_url = queue_with_dead_letters(clients, &format!("{bus}-realtime")).await?;
+    let changes = json!({ "source": [EVENT_SOURCE], "detail-type": CHANGE_TYPES });
+    subscribe(clients, bus, "realtime", changes, &realtime_queue_url).await?;
     let publish_dlq_url = create_queue(clients, &format!("{bus}-publish-dlq"), None).await?;
     let stream_failures_queue_url = create_queue(clients, &format!("{bus}-stream-failures"), None).await?;
     Ok(Provisioned {
@@ -67,6 +73,7 @@ pub async fn provision(clients: &AwsClients, table: &str, bus: &str) -> Result<P
         cleanup_queue_url,
         similarity_queue_url,
         stream_failures_queue_url,
+        realtime_queue_url,
     })
 }
 

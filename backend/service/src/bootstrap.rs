@@ -14,6 +14,7 @@ use crate::adapters::AdapterSettings;
 use crate::adapters::aws::{AwsClients, ClientFactory, with_request_clients};
 use crate::adapters::cache::CachedGraphStore;
 use crate::adapters::dynamodb::DynamoGraphStore;
+use crate::adapters::dynamodb::live::DynamoLive;
 use crate::adapters::dynamodb::stream_reader::TableStream;
 use crate::adapters::eventbridge::EventBridgePublisher;
 use crate::adapters::eventbridge::background::BackgroundPublisher;
@@ -30,6 +31,7 @@ use crate::http::middleware::RequestScope;
 use crate::http::settings::{AuthMode, HttpSettings};
 use crate::outbox::{Relay, TableOutbox};
 use crate::ports::{EventPublisher, GraphStore, SharedCache, StoreError};
+use crate::realtime::RealtimeSettings;
 use crate::telemetry::LogSettings;
 use crate::worker::{Worker, WorkerSettings};
 
@@ -65,6 +67,8 @@ pub struct Settings {
     pub http: HttpSettings,
     #[command(flatten)]
     pub workers: WorkerSettings,
+    #[command(flatten)]
+    pub realtime: RealtimeSettings,
     #[command(flatten)]
     pub logs: LogSettings,
 }
@@ -162,6 +166,11 @@ impl Adapters {
     /// The table's stream, positioned where the last relay on this table stopped.
     pub async fn table_stream(&self) -> Result<TableStream, StoreError> {
         TableStream::open(self.clients.clone(), &self.table).await
+    }
+
+    /// The change log and the WebSocket connections, on the service's table.
+    pub fn live(&self) -> DynamoLive {
+        DynamoLive::new(self.clients.dynamodb.clone(), self.table.clone())
     }
 
     /// The queue-fed workers that have a queue configured, with their queue.

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
+use crate::domain::live::{LiveChange, LiveEvent, Subscription};
 use crate::domain::similarity::DocumentFrequencies;
 use crate::domain::{DomainEvent, Edge, Node, NodeId, UserId};
 
@@ -265,4 +266,68 @@ mod tests {
         let failure = WriteFailure::from(StoreError::Unavailable("ValidationException".into()));
         assert!(failure.to_string().contains("ValidationException"), "the reason travels with the failure");
     }
+}
+
+/// What a client that reconnects with the last event id it saw is owed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replay {
+    /// The changes logged after that event, oldest first (none when it missed nothing).
+    Missed(Vec<LiveChange>),
+    /// That event is no longer in the log (older than it keeps, or never the user's):
+    /// the client reloads its graph instead.
+    Lost,
+}
+
+/// The per-user log of recent changes that reconnecting clients replay from. Appending is
+/// idempotent: a redelivered event overwrites its own entry.
+#[async_trait]
+pub trait ChangeLog: Send + Sync {
+    async fn append(&self, events: &[LiveEvent]) -> Result<(), StoreError>;
+    async fn since(&self, user: &UserId, last_seen: uuid::Uuid) -> Result<Replay, StoreError>;
+}
+
+/// One open WebSocket connection behind API Gateway, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    pub id: String,
+    pub subscription: Subscription,
+}
+
+/// The WebSocket connections of each user, kept where the broadcaster finds them.
+#[async_trait]
+pub trait ConnectionRegistry: Send + Sync {
+    async fn register(&self, user: &UserId, connection_id: &str) -> Result<(), StoreError>;
+    /// Forgets a connection; the user it belonged to, if it was known.
+    async fn unregister(&self, connection_id: &str) -> Result<Option<UserId>, StoreError>;
+    async fn owner(&self, connection_id: &str) -> Result<Option<UserId>, StoreError>;
+    async fn subscribe(
+        &self,
+        user: &UserId,
+        connection_id: &str,
+        subscription: &Subscription,
+    ) -> Result<(), StoreError>;
+    async fn of_user(&self, user: &UserId) -> Result<Vec<Connection>, StoreError>;
+}
+
+#[derive(Debug, Error)]
+pub enum PostError {
+    /// The client is gone (API Gateway answered 410): its connection is forgotten.
+    #[error("the connection is gone")]
+    Gone,
+    #[error("posting to the connection failed: {0}")]
+    Failed(String),
+}
+
+/// Sends one frame to one WebSocket connection (API Gateway's management API in AWS).
+#[async_trait]
+pub trait ConnectionPoster: Send + Sync {
+    async fn post(&self, connection_id: &str, frame: &str) -> Result<(), PostError>;
+}
+
+/// Hands a user's changes, oldest first, to their connected clients: the local sockets'
+/// hub, or the connections API Gateway holds. Delivery is best effort: a client that
+/// missed something replays it from the [`ChangeLog`] when it reconnects.
+#[async_trait]
+pub trait Fanout: Send + Sync {
+    async fn deliver(&self, user: &UserId, changes: &[LiveChange]);
 }

@@ -20,9 +20,9 @@ use crate::telemetry::metric::{self, MessageOutcome};
 /// acknowledged (logged, not retried): no retry can make them understandable.
 #[derive(Debug, thiserror::Error)]
 #[error("unrecognised message: {0}")]
-pub struct UnrecognisedMessage(String);
+pub struct UnrecognisedMessage(pub(crate) String);
 
-fn field<'a>(detail: &'a Value, name: &str) -> Result<&'a str, UnrecognisedMessage> {
+pub(crate) fn field<'a>(detail: &'a Value, name: &str) -> Result<&'a str, UnrecognisedMessage> {
     detail.get(name).and_then(Value::as_str).ok_or_else(|| UnrecognisedMessage(format!("no {name}")))
 }
 

@@ -14,6 +14,7 @@ mod lambda;
 mod outbox;
 mod overload;
 mod races;
+mod realtime;
 mod schema;
 mod serve;
 mod shared_cache;

@@ -283,6 +283,11 @@ impl TestApp {
 /// detail types, or all). Tests share the bus, so reading a shared queue would mean wading
 /// through everybody else's messages.
 pub async fn user_queue(app: &TestApp, user: &str, detail_types: &[&str]) -> String {
+    users_queue(app, &[user], detail_types).await
+}
+
+/// [`user_queue`] for the events of several users.
+pub async fn users_queue(app: &TestApp, users: &[&str], detail_types: &[&str]) -> String {
     let name = format!("t-{}", uuid::Uuid::new_v4().simple());
     let queue = app.clients.sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
     let arn = app
@@ -298,7 +303,7 @@ pub async fn user_queue(app: &TestApp, user: &str, detail_types: &[&str]) -> Str
         .unwrap()
         .remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
         .unwrap();
-    let mut pattern = serde_json::json!({"source": ["brain2.backend"], "detail": {"userId": [user]}});
+    let mut pattern = serde_json::json!({"source": ["brain2.backend"], "detail": {"userId": users}});
     if !detail_types.is_empty() {
         pattern["detail-type"] = serde_json::json!(detail_types);
     }

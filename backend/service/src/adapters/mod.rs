@@ -1,5 +1,6 @@
 //! Adapters: the ports implemented on AWS services, and the read caches in front of them.
 
+pub mod apigateway;
 pub mod aws;
 pub mod cache;
 pub mod dynamodb;

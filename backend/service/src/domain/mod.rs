@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod keywords;
+pub mod live;
 pub mod node;
 pub mod similarity;
 

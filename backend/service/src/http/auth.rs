@@ -79,26 +79,39 @@ impl Authenticator {
     }
 
     pub fn authenticate(&self, parts: &Parts) -> Result<UserId, ApiError> {
-        let subject = match self {
-            Self::SharedSecret(verifier) => {
-                let (key, validation) = verifier.as_ref();
-                let token = bearer_token(parts)?;
-                jsonwebtoken::decode::<Claims>(token, key, validation)
-                    .map_err(|error| unauthorized("invalid-token", refusal(error.kind())))?
-                    .claims
-                    .sub
-                    .ok_or_else(|| {
-                        unauthorized("invalid-token", refusal(&ErrorKind::MissingRequiredClaim("sub".to_owned())))
-                    })?
+        match self {
+            Self::SharedSecret(_) => self.verify_token(bearer_token(parts)?),
+            Self::GatewayAuthorizer => {
+                let subject = parts
+                    .extensions
+                    .get::<AuthorizerClaims>()
+                    .and_then(|claims| claims.subject.clone())
+                    .ok_or_else(|| unauthorized("missing-claims", "the request carries no authorizer claims"))?;
+                user_of(&subject)
             }
-            Self::GatewayAuthorizer => parts
-                .extensions
-                .get::<AuthorizerClaims>()
-                .and_then(|claims| claims.subject.clone())
-                .ok_or_else(|| unauthorized("missing-claims", "the request carries no authorizer claims"))?,
-        };
-        UserId::parse(&subject).map_err(|_| unauthorized("invalid-subject", "the token subject is not a valid user id"))
+        }
     }
+
+    /// The user a token names, once its signature and claims are checked: for callers that
+    /// cannot send an `Authorization` header (a browser's WebSocket).
+    pub fn verify_token(&self, token: &str) -> Result<UserId, ApiError> {
+        let Self::SharedSecret(verifier) = self else {
+            return Err(unauthorized("token-not-accepted", "this deployment checks tokens at the gateway only"));
+        };
+        let (key, validation) = verifier.as_ref();
+        let subject = jsonwebtoken::decode::<Claims>(token, key, validation)
+            .map_err(|error| unauthorized("invalid-token", refusal(error.kind())))?
+            .claims
+            .sub
+            .ok_or_else(|| {
+                unauthorized("invalid-token", refusal(&ErrorKind::MissingRequiredClaim("sub".to_owned())))
+            })?;
+        user_of(&subject)
+    }
+}
+
+fn user_of(subject: &str) -> Result<UserId, ApiError> {
+    UserId::parse(subject).map_err(|_| unauthorized("invalid-subject", "the token subject is not a valid user id"))
 }
 
 /// Why a token was refused, in words a client can act on (and nothing of the secret).

@@ -25,6 +25,9 @@ pub const STREAM_RECORDS_FAILED: &str = "brain2_stream_records_failed_total";
 pub const WORKER_MESSAGES: &str = "brain2_worker_messages_total";
 pub const CLEANUP_PURGED: &str = "brain2_cleanup_nodes_purged_total";
 pub const SIMILARITY_EDGES: &str = "brain2_similarity_edges_linked_total";
+pub const REALTIME_POSTS: &str = "brain2_realtime_posts_total";
+pub const REALTIME_DELIVERY: &str = "brain2_realtime_delivery_seconds";
+pub const REALTIME_CONNECTIONS: &str = "brain2_realtime_connections";
 pub const LAMBDA_INIT_DURATION: &str = "brain2_lambda_init_duration_seconds";
 
 /// Units and help texts, for exporters that show them; call once after installing one.
@@ -55,6 +58,13 @@ pub fn describe() {
     describe_counter!(WORKER_MESSAGES, Unit::Count, "Queue messages handled by the workers, by worker and outcome");
     describe_counter!(CLEANUP_PURGED, Unit::Count, "Soft-deleted nodes purged by the cleanup worker");
     describe_counter!(SIMILARITY_EDGES, Unit::Count, "Similarity edges created by the similarity worker");
+    describe_counter!(REALTIME_POSTS, Unit::Count, "Frames of changes handed to WebSocket clients, by outcome");
+    describe_histogram!(
+        REALTIME_DELIVERY,
+        Unit::Seconds,
+        "A change's time from its write to its fan-out to the WebSocket clients"
+    );
+    describe_gauge!(REALTIME_CONNECTIONS, Unit::Count, "WebSocket clients connected to this process");
     describe_histogram!(
         LAMBDA_INIT_DURATION,
         Unit::Seconds,
@@ -176,4 +186,30 @@ pub fn nodes_purged(count: usize) {
 
 pub fn similarity_edges_linked(count: usize) {
     counter!(SIMILARITY_EDGES).increment(count as u64);
+}
+
+/// What became of a change handed to a WebSocket client, as labelled in [`REALTIME_POSTS`].
+#[derive(Debug, Clone, Copy)]
+pub enum PostOutcome {
+    Delivered,
+    /// The client had gone (API Gateway answered 410); its connection is forgotten.
+    Gone,
+    Failed,
+}
+
+pub fn realtime_posts(outcome: PostOutcome, count: usize) {
+    let outcome = match outcome {
+        PostOutcome::Delivered => "delivered",
+        PostOutcome::Gone => "gone",
+        PostOutcome::Failed => "failed",
+    };
+    counter!(REALTIME_POSTS, "outcome" => outcome).increment(count as u64);
+}
+
+pub fn realtime_delivery(elapsed: Duration) {
+    histogram!(REALTIME_DELIVERY).record(elapsed.as_secs_f64());
+}
+
+pub fn realtime_connections(change: f64) {
+    gauge!(REALTIME_CONNECTIONS).increment(change);
 }

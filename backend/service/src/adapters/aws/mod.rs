@@ -214,6 +214,24 @@ macro_rules! service_config {
     }};
 }
 
+impl ClientFactory {
+    /// A client of API Gateway's management API, whose endpoint is the WebSocket API's
+    /// stage (`https://<api id>.execute-api.<region>.amazonaws.com/<stage>`): the one
+    /// client only the broadcaster needs.
+    pub async fn management_api(&self, endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
+        let http = https_client(self.roots);
+        let simulated = self.network.affects_aws().then(|| self.network.wrap(http.clone()));
+        let sdk = sdk_config(self.source, http).await;
+        service_config!(
+            aws_sdk_apigatewaymanagement,
+            &sdk,
+            &Some(endpoint.to_owned()),
+            &simulated,
+            &None::<RetryPartition>
+        )
+    }
+}
+
 impl AwsClients {
     /// Clients on `sdk`; `simulated` replaces its HTTP client when the network is simulated.
     fn new(sdk: &SdkConfig, endpoints: &EndpointOverrides, simulated: Option<&SharedHttpClient>, faults: bool) -> Self {

@@ -71,6 +71,38 @@ pub fn stream_checkpoint_sort_key(shard_id: &str) -> String {
     format!("SHARD#{shard_id}")
 }
 
+/// A user's recent changes: a partition of their own, written off the request path, so that
+/// neither the graph Query nor the node partition's throughput sees them. Event ids are
+/// UUIDv7s, so sort key order is time order.
+pub fn change_log_partition(user: &UserId) -> String {
+    format!("USER#{user}#CHANGES")
+}
+
+pub const CHANGE_PREFIX: &str = "CHANGE#";
+
+pub fn change_sort_key(event_id: uuid::Uuid) -> String {
+    format!("{CHANGE_PREFIX}{event_id}")
+}
+
+/// A user's WebSocket connections, apart from the node partition for the same reasons.
+pub fn connections_partition(user: &UserId) -> String {
+    format!("USER#{user}#WS")
+}
+
+pub const CONNECTION_PREFIX: &str = "CONN#";
+
+pub fn connection_sort_key(connection_id: &str) -> String {
+    format!("{CONNECTION_PREFIX}{connection_id}")
+}
+
+/// API Gateway names only the connection when a client disconnects or sends a message: this
+/// item says whose it is. Not a user's item: no request reads it.
+pub fn connection_owner_partition(connection_id: &str) -> String {
+    format!("WSCONN#{connection_id}")
+}
+
+pub const CONNECTION_OWNER: &str = "OWNER";
+
 pub fn deletion_shard(shard: u32) -> String {
     format!("DELETED#{shard}")
 }

@@ -6,6 +6,7 @@ mod delete;
 mod graph;
 pub mod items;
 pub mod keys;
+pub mod live;
 pub mod schema;
 pub mod stream_reader;
 
