@@ -56,3 +56,34 @@ export const EVENTS_TABLE_ACCESS: TableAccess = {
   tableActions: [],
   queriedIndexes: [],
 };
+
+export const REALTIME_CONNECTIONS_TABLE_ACCESS: TableAccess = {
+  // $connect writes the connection item and its lookup item in one transaction (which may
+  // hold condition checks); $disconnect reads the lookup item and deletes both (a transaction
+  // of two Deletes); $default reads the lookup item and updates the connection item.
+  tableActions: [
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:DeleteItem',
+    'dynamodb:UpdateItem',
+    'dynamodb:TransactWriteItems',
+    'dynamodb:ConditionCheckItem',
+  ],
+  queriedIndexes: [],
+};
+
+export const REALTIME_BROADCAST_TABLE_ACCESS: TableAccess = {
+  // Writes each event to the user's event log (BatchWriteItem, PutItem), queries the user's
+  // connection items on the base table (no index), reads single items (GetItem), and
+  // deletes the connection and lookup items of connections that are gone
+  // (TransactWriteItems, DeleteItem or BatchWriteItem).
+  tableActions: [
+    'dynamodb:Query',
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:BatchWriteItem',
+    'dynamodb:DeleteItem',
+    'dynamodb:TransactWriteItems',
+  ],
+  queriedIndexes: [],
+};

@@ -3,7 +3,13 @@ import * as path from 'path';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 
 /** The cargo `[[bin]]` names of backend/lambda, one per function. */
-export type FunctionBinary = 'brain2-lambda' | 'brain2-cleanup' | 'brain2-similarity' | 'brain2-events';
+export type FunctionBinary =
+  | 'brain2-lambda'
+  | 'brain2-cleanup'
+  | 'brain2-similarity'
+  | 'brain2-events'
+  | 'brain2-realtime-connections'
+  | 'brain2-realtime-broadcast';
 
 /** Marks a stub asset, so nothing mistakes it for a build. */
 export const STUB_MARKER = 'BRAIN2_STUB_ASSET';

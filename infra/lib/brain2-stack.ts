@@ -9,6 +9,7 @@ import { Authentication } from './constructs/auth';
 import { Compute, visibilityTimeout } from './constructs/compute';
 import { Messaging } from './constructs/messaging';
 import { Observability } from './constructs/observability';
+import { Realtime } from './constructs/realtime';
 import { SharedCache } from './constructs/shared-cache';
 import { Brain2Table } from './constructs/table';
 import { DASHBOARDS_DIR } from './paths';
@@ -33,8 +34,8 @@ export const STACK_DESCRIPTIONS: Readonly<Record<DeployTarget, string>> = {
 
 /**
  * What runs the service's code and what fronts and watches it: the functions, the
- * authentication and the REST API in front of them, and the dashboards and alarms. Only the
- * `aws` target has it.
+ * authentication, the REST API in front of them, the WebSocket API of real-time updates, and
+ * the dashboards and alarms. Only the `aws` target has it.
  */
 export interface ServicePlane {
   readonly auth: Authentication;
@@ -43,16 +44,18 @@ export interface ServicePlane {
   readonly assets: LambdaAssets;
   readonly compute: Compute;
   readonly api: Api;
+  readonly realtime: Realtime;
   readonly placeholders: Placeholders;
   readonly observability: Observability;
 }
 
 /**
  * Brain2 in one stack: the table (schema/table.json), the bus with the workers' queues,
- * the four functions (the events function consumes the table's stream), the REST API, and
+ * the four functions of the graph service (the events function consumes the table's
+ * stream), the REST API, the WebSocket API of real-time updates with its two functions, and
  * the dashboards and alarms of dashboards/ and alarms/; with `sharedCache` on, the shared
- * read cache and the VPC the functions then run in. Each concern is one construct; later
- * ones (more stream consumers, a WebSocket API, the chat endpoint) take the ones they need
+ * read cache and the VPC the graph service's functions then run in. Each concern is one
+ * construct; later ones (more stream consumers, the chat endpoint) take the ones they need
  * as props.
  *
  * The `localstack` target builds the table and the messaging alone, with the same
@@ -76,6 +79,7 @@ export class Brain2Stack extends Stack {
       prefix: config.prefix,
       cleanupVisibilityTimeout: visibilityTimeout(config.cleanup),
       similarityVisibilityTimeout: visibilityTimeout(config.similarity),
+      realtimeVisibilityTimeout: visibilityTimeout(config.realtimeBroadcast),
     });
     if (config.target === 'aws') {
       this.service = this.servicePlane(props, schema);
@@ -108,8 +112,16 @@ export class Brain2Stack extends Stack {
       sharedCache,
     });
     const api = new Api(this, 'Api', { config, handler: compute.api.function, auth });
+    const realtime = new Realtime(this, 'Realtime', {
+      config,
+      assets,
+      table: this.data,
+      messaging: this.messaging,
+      auth,
+      accountLogging: api.accountLogging,
+    });
 
-    const placeholders = new Placeholders(this.placeholderValues(schema, compute, api, sharedCache));
+    const placeholders = new Placeholders(this.placeholderValues(schema, compute, api, realtime, sharedCache));
     const observability = new Observability(this, 'Observability', {
       prefix: config.prefix,
       placeholders,
@@ -131,7 +143,7 @@ export class Brain2Stack extends Stack {
         ],
       });
     }
-    return { auth, sharedCache, assets, compute, api, placeholders, observability };
+    return { auth, sharedCache, assets, compute, api, realtime, placeholders, observability };
   }
 
   /**
@@ -142,6 +154,7 @@ export class Brain2Stack extends Stack {
     schema: TableSchema,
     compute: Compute,
     api: Api,
+    realtime: Realtime,
     sharedCache?: SharedCache,
   ): Record<string, string | undefined> {
     const { messaging, data } = this;
@@ -151,13 +164,20 @@ export class Brain2Stack extends Stack {
       CleanupFunctionName: compute.cleanup.function.functionName,
       SimilarityFunctionName: compute.similarity.function.functionName,
       EventsFunctionName: compute.events.function.functionName,
+      RealtimeConnectionsFunctionName: realtime.connections.function.functionName,
+      RealtimeBroadcastFunctionName: realtime.broadcast.function.functionName,
       ApiLogGroupName: compute.api.logGroup.logGroupName,
       CleanupLogGroupName: compute.cleanup.logGroup.logGroupName,
       SimilarityLogGroupName: compute.similarity.logGroup.logGroupName,
       EventsLogGroupName: compute.events.logGroup.logGroupName,
+      RealtimeConnectionsLogGroupName: realtime.connections.logGroup.logGroupName,
+      RealtimeBroadcastLogGroupName: realtime.broadcast.logGroup.logGroupName,
       ApiAccessLogGroupName: api.accessLogs.logGroupName,
       RestApiName: api.restApi.restApiName,
       StageName: api.stage.stageName,
+      RealtimeApiId: realtime.webSocketApi.apiId,
+      RealtimeStageName: realtime.stage.stageName,
+      RealtimeAccessLogGroupName: realtime.accessLogs.logGroupName,
       TableName: data.table.tableName,
       KeywordIndexName: indexNamed(schema, 'keyword').name,
       DeletionQueueIndexName: indexNamed(schema, 'deletionQueue').name,
@@ -165,11 +185,14 @@ export class Brain2Stack extends Stack {
       EventBusName: messaging.bus.eventBusName,
       CleanupRuleName: messaging.cleanup.rule.ruleName,
       SimilarityRuleName: messaging.similarity.rule.ruleName,
+      RealtimeRuleName: messaging.realtime.rule.ruleName,
       SweepRuleName: compute.sweepRule.ruleName,
       CleanupQueueName: messaging.cleanup.queue.queueName,
       CleanupDlqName: messaging.cleanup.deadLetterQueue.queueName,
       SimilarityQueueName: messaging.similarity.queue.queueName,
       SimilarityDlqName: messaging.similarity.deadLetterQueue.queueName,
+      RealtimeQueueName: messaging.realtime.queue.queueName,
+      RealtimeDlqName: messaging.realtime.deadLetterQueue.queueName,
       PublishDlqName: messaging.publishDeadLetterQueue.queueName,
       StreamFailuresQueueName: messaging.streamFailuresQueue.queueName,
       SharedCacheName: sharedCache?.cacheName,
@@ -200,14 +223,15 @@ export class Brain2Stack extends Stack {
     } else {
       // No function consumes these queues here: whatever runs against this stack reads them
       // in the workers' place.
-      new CfnOutput(this, 'CleanupQueueUrl', { value: messaging.cleanup.queue.queueUrl });
-      new CfnOutput(this, 'CleanupDeadLetterQueueUrl', { value: messaging.cleanup.deadLetterQueue.queueUrl });
-      new CfnOutput(this, 'SimilarityQueueUrl', { value: messaging.similarity.queue.queueUrl });
-      new CfnOutput(this, 'SimilarityDeadLetterQueueUrl', { value: messaging.similarity.deadLetterQueue.queueUrl });
+      const channels = { Cleanup: messaging.cleanup, Similarity: messaging.similarity, Realtime: messaging.realtime };
+      for (const [name, channel] of Object.entries(channels)) {
+        new CfnOutput(this, `${name}QueueUrl`, { value: channel.queue.queueUrl });
+        new CfnOutput(this, `${name}DeadLetterQueueUrl`, { value: channel.deadLetterQueue.queueUrl });
+      }
     }
   }
 
-  private serviceOutputs({ api, compute, auth, observability, sharedCache }: ServicePlane): void {
+  private serviceOutputs({ api, compute, realtime, auth, observability, sharedCache }: ServicePlane): void {
     new CfnOutput(this, 'ApiUrl', {
       value: `${api.restApi.url}api/v1`,
       description: 'Base URL of the API (TARGET_URL of make loadtest)',
@@ -223,6 +247,14 @@ export class Brain2Stack extends Stack {
     new CfnOutput(this, 'StageName', {
       value: api.stage.stageName,
       description: 'CLOUDWATCH_STAGE of make loadtest CLOUDWATCH=1',
+    });
+    new CfnOutput(this, 'RealtimeUrl', {
+      value: realtime.url,
+      description: 'WebSocket URL of real-time updates: clients connect to it with ?token=<the API bearer token>',
+    });
+    new CfnOutput(this, 'RealtimeApiId', {
+      value: realtime.webSocketApi.apiId,
+      description: 'The WebSocket API (ApiId of its AWS/ApiGateway metrics, with Stage live)',
     });
     new CfnOutput(this, 'AlarmTopicArn', { value: observability.topic.topicArn });
     if (auth.userPool && auth.userPoolClient) {

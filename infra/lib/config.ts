@@ -91,6 +91,13 @@ export interface Brain2Config {
   readonly cleanup: FunctionSizing;
   readonly similarity: FunctionSizing;
   readonly events: FunctionSizing;
+  /** The WebSocket API's integration: `$connect`, `$disconnect` and `$default`. */
+  readonly realtimeConnections: FunctionSizing;
+  /** Fed by the realtime queue: posts each change to the user's open connections. */
+  readonly realtimeBroadcast: FunctionSizing;
+  /** Default route throttling of the WebSocket API's stage: connects and messages a second. */
+  readonly realtimeThrottleRateLimit: number;
+  readonly realtimeThrottleBurstLimit: number;
   /** See `SharedCacheConfig`. */
   readonly sharedCache: SharedCacheConfig;
   /** Subscribed to the alarm topic when given. */
@@ -111,6 +118,8 @@ export const STACK_OWNED_SETTINGS: readonly string[] = [
   'BRAIN2_CLEANUP_GRACE_SECONDS',
   'BRAIN2_REQUEST_DEADLINE_MS',
   'BRAIN2_CACHE_URL',
+  'BRAIN2_JWKS_URL',
+  'BRAIN2_REALTIME_ENDPOINT',
 ];
 
 /** Settings a deployed function refuses to start with (local measurement only). */
@@ -207,10 +216,11 @@ function retentionDays(days: number): number {
 /**
  * A queue-fed worker's reserved concurrency, which also bounds its SQS event source (at
  * least 2 pollers): 0 leaves the function in the shared pool. `spare` slots stay free for
- * other invocations (the cleanup function's scheduled sweep).
+ * other invocations (the cleanup function's scheduled sweep); `fallback` applies when the
+ * context does not set it.
  */
-function workerConcurrency(context: ContextReader, key: string, spare: number): number {
-  const value = context.integer(key, 5, 0, 1000);
+function workerConcurrency(context: ContextReader, key: string, spare: number, fallback = 5): number {
+  const value = context.integer(key, fallback, 0, 1000);
   if (value !== 0 && value < 2 + spare) throw new Error(`context ${key} must be 0 (shared pool) or at least ${2 + spare}`);
   return value;
 }
@@ -279,6 +289,24 @@ export function readConfig(node: Node): Brain2Config {
       timeoutSeconds: context.integer('eventsTimeoutSeconds', 60, 1, 900),
       reservedConcurrency: context.integer('eventsReservedConcurrency', 0, 0, 1000),
     },
+    // Each connect, disconnect and message is one short invocation; API Gateway waits 29 s
+    // at most for a WebSocket integration.
+    realtimeConnections: {
+      memoryMb: context.integer('realtimeConnectionsMemoryMb', 256, 128, 10240),
+      timeoutSeconds: context.integer('realtimeConnectionsTimeoutSeconds', 10, 1, 29),
+      reservedConcurrency: context.integer('realtimeConnectionsReservedConcurrency', 0, 0, 1000),
+    },
+    // A batch is ten messages, each posted to a user's few connections. None reserved by
+    // default: a reservation would cap how fast a burst of changes reaches clients.
+    realtimeBroadcast: {
+      memoryMb: context.integer('realtimeBroadcastMemoryMb', 256, 128, 10240),
+      timeoutSeconds: context.integer('realtimeBroadcastTimeoutSeconds', 30, 1, 900),
+      reservedConcurrency: workerConcurrency(context, 'realtimeBroadcastReservedConcurrency', 0, 0),
+    },
+    // Clients connect once and send a subscription and an occasional ping: far fewer
+    // messages than REST requests, but a deploy or a network change reconnects them all at once.
+    realtimeThrottleRateLimit: context.integer('realtimeThrottleRateLimit', 100, 1, 10000),
+    realtimeThrottleBurstLimit: context.integer('realtimeThrottleBurstLimit', 200, 1, 5000),
     sharedCache: sharedCache(context, target),
     alarmEmail: context.optionalString('alarmEmail'),
     runbookBaseUrl: context.string('runbookBaseUrl', 'docs/runbooks').replace(/\/+$/, ''),

@@ -25,3 +25,15 @@ export const SIMILARITY_DETAIL_TYPES: readonly string[] = [
   DetailType.NodeUpdated,
   DetailType.NodeDeleted,
 ];
+
+/**
+ * What clients see live (the realtime broadcast function): every change of a node or an
+ * edge, which it writes to the user's event log and posts to the user's open connections.
+ */
+export const REALTIME_DETAIL_TYPES: readonly string[] = [
+  DetailType.NodeCreated,
+  DetailType.NodeUpdated,
+  DetailType.NodeDeleted,
+  DetailType.EdgeCreated,
+  DetailType.EdgeDeleted,
+];

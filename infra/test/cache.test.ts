@@ -31,6 +31,9 @@ beforeAll(() => {
 });
 
 const groupId = (id: string) => ({ 'Fn::GetAtt': [id, 'GroupId'] });
+
+/** The logical ids of the graph service's functions, the ones that read through the cache. */
+const graphFunctions = (synth: Synthesized) => serviceOf(synth).compute.all.map((fn) => logicalId(synth.stack, fn.function));
 const cacheUrl = () => ({
   'Fn::Join': ['', ['rediss://', { 'Fn::GetAtt': [ids.cache, 'Endpoint.Address'] }, ':', { 'Fn::GetAtt': [ids.cache, 'Endpoint.Port'] }]],
 });
@@ -157,7 +160,7 @@ describe('off', () => {
       const { DependsOn, ...rest } = turnedOn;
       const waits = asList(DependsOn).filter((dependency: string) => !dependency.startsWith('SharedCache'));
       const after = waits.length > 0 ? { ...rest, DependsOn: waits } : rest;
-      if (before.Type === 'AWS::Lambda::Function') {
+      if (before.Type === 'AWS::Lambda::Function' && graphFunctions(on).includes(id)) {
         const { VpcConfig, Environment, ...properties } = after.Properties;
         const { BRAIN2_CACHE_URL, ...variables } = Environment.Variables;
         expect(VpcConfig).toBeDefined();
@@ -266,21 +269,32 @@ describe('the cache', () => {
     expect(resource.Properties.SubnetIds.map((subnet: any) => subnet.Ref).sort()).toEqual([...ids.subnets].sort());
   });
 
-  test('every function runs in its subnets with the functions\' security group, and gets BRAIN2_CACHE_URL, a setting the service reads', () => {
+  test('every function of the graph service runs in its subnets with the functions\' security group, and gets BRAIN2_CACHE_URL, a setting the service reads', () => {
     expect(serviceSettings().has('BRAIN2_CACHE_URL')).toBe(true);
     const functions = ofType(on.json, 'AWS::Lambda::Function');
-    expect(Object.keys(functions).sort()).toEqual(serviceOf(on).compute.all.map((fn) => logicalId(on.stack, fn.function)).sort());
-    for (const fn of Object.values(functions)) {
+    for (const fn of graphFunctions(on).map((id) => functions[id])) {
       expect(fn.Properties.VpcConfig.SecurityGroupIds).toEqual([groupId(ids.functionsGroup)]);
       expect(fn.Properties.VpcConfig.SubnetIds.map((subnet: any) => subnet.Ref).sort()).toEqual([...ids.subnets].sort());
       expect(fn.Properties.Environment.Variables.BRAIN2_CACHE_URL).toEqual(cacheUrl());
     }
   });
 
-  test('every function\'s role may manage its network interfaces, on "*" as EC2 requires, and gets nothing else on "*"', () => {
+  test('the realtime functions stay out of it: they read no graph, and reach the user pool\'s keys and the management API', () => {
+    const functions = ofType(on.json, 'AWS::Lambda::Function');
+    const realtime = serviceOf(on).realtime.all.map((fn) => logicalId(on.stack, fn.function));
+    expect(Object.keys(functions).sort()).toEqual([...graphFunctions(on), ...realtime].sort());
+    for (const id of realtime) {
+      expect(functions[id].Properties.VpcConfig).toBeUndefined();
+      expect(functions[id].Properties.Environment.Variables.BRAIN2_CACHE_URL).toBeUndefined();
+      expect(JSON.stringify(roleStatements(on.json, functions[id].Properties.Role['Fn::GetAtt'][0]))).not.toContain('ec2:');
+    }
+  });
+
+  test('every graph function\'s role may manage its network interfaces, on "*" as EC2 requires, and gets nothing else on "*"', () => {
     const unscoped = (action: string) =>
       action.startsWith('xray:') || action === 'dynamodb:ListStreams' || NETWORK_INTERFACE_ACTIONS.includes(action);
-    for (const fn of Object.values(ofType(on.json, 'AWS::Lambda::Function'))) {
+    const functions = ofType(on.json, 'AWS::Lambda::Function');
+    for (const fn of graphFunctions(on).map((id) => functions[id])) {
       const statements = roleStatements(on.json, fn.Properties.Role['Fn::GetAtt'][0]);
       const onEverything = statements
         .filter((statement) => asList(statement.Resource).includes('*'))

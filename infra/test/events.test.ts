@@ -1,4 +1,4 @@
-import { CLEANUP_DETAIL_TYPES, DetailType, EVENT_SOURCE, SIMILARITY_DETAIL_TYPES } from '../lib/events';
+import { CLEANUP_DETAIL_TYPES, DetailType, EVENT_SOURCE, REALTIME_DETAIL_TYPES, SIMILARITY_DETAIL_TYPES } from '../lib/events';
 import { MAX_RECEIVES } from '../lib/constructs/messaging';
 import { asList, logicalId, ofType, repoFile, synthesize, Synthesized } from './helpers';
 
@@ -9,10 +9,13 @@ let ids: {
   cleanupDlq: string;
   similarityQueue: string;
   similarityDlq: string;
+  realtimeQueue: string;
+  realtimeDlq: string;
   publishDlq: string;
   streamFailures: string;
   cleanupRule: string;
   similarityRule: string;
+  realtimeRule: string;
 };
 
 beforeAll(() => {
@@ -25,10 +28,13 @@ beforeAll(() => {
     cleanupDlq: logicalId(stack, m.cleanup.deadLetterQueue),
     similarityQueue: logicalId(stack, m.similarity.queue),
     similarityDlq: logicalId(stack, m.similarity.deadLetterQueue),
+    realtimeQueue: logicalId(stack, m.realtime.queue),
+    realtimeDlq: logicalId(stack, m.realtime.deadLetterQueue),
     publishDlq: logicalId(stack, m.publishDeadLetterQueue),
     streamFailures: logicalId(stack, m.streamFailuresQueue),
     cleanupRule: logicalId(stack, m.cleanup.rule),
     similarityRule: logicalId(stack, m.similarity.rule),
+    realtimeRule: logicalId(stack, m.realtime.rule),
   };
 });
 
@@ -55,6 +61,7 @@ test('the bus is named after the prefix', () => {
 test.each([
   ['cleanup', () => ids.cleanupRule, () => ids.cleanupQueue, CLEANUP_DETAIL_TYPES],
   ['similarity', () => ids.similarityRule, () => ids.similarityQueue, SIMILARITY_DETAIL_TYPES],
+  ['realtime', () => ids.realtimeRule, () => ids.realtimeQueue, REALTIME_DETAIL_TYPES],
 ])('the %s rule sends its events from the bus to its queue, and the queue lets only that rule in', (name, rule, queue, detailTypes) => {
   const props = synth.json.Resources[rule()].Properties;
   expect(props.Name).toBe(`brain2-${name}`);
@@ -74,14 +81,16 @@ test.each([
   expect(delivery[0].Condition).toEqual({ ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [rule(), 'Arn'] } } });
 });
 
-test('cleanup takes node.deleted only; similarity takes every note change', () => {
+test('cleanup takes node.deleted only; similarity takes every note change; realtime takes every node and edge change', () => {
   expect(CLEANUP_DETAIL_TYPES).toEqual(['node.deleted']);
   expect([...SIMILARITY_DETAIL_TYPES].sort()).toEqual(['node.created', 'node.deleted', 'node.updated']);
+  expect([...REALTIME_DETAIL_TYPES].sort()).toEqual(['edge.created', 'edge.deleted', 'node.created', 'node.deleted', 'node.updated']);
+  expect([...REALTIME_DETAIL_TYPES].sort()).toEqual(Object.values(DetailType).sort());
 });
 
 test('every queue is a dead-letter queue or redrives to one after five receives', () => {
   const queues = ofType(synth.json, 'AWS::SQS::Queue');
-  expect(Object.keys(queues)).toHaveLength(6);
+  expect(Object.keys(queues)).toHaveLength(8);
   const deadLetterTargets = new Set(
     Object.values(queues)
       .map((queue) => queue.Properties.RedrivePolicy?.deadLetterTargetArn?.['Fn::GetAtt']?.[0])
@@ -90,7 +99,7 @@ test('every queue is a dead-letter queue or redrives to one after five receives'
   // The publisher's dead-letter queue is written to by the service itself (BRAIN2_EVENTS_DLQ_URL),
   // the stream failures queue by the events function and its event source mapping.
   const deadLetterQueues = new Set([...deadLetterTargets, ids.publishDlq, ids.streamFailures]);
-  expect(deadLetterQueues).toEqual(new Set([ids.cleanupDlq, ids.similarityDlq, ids.publishDlq, ids.streamFailures]));
+  expect(deadLetterQueues).toEqual(new Set([ids.cleanupDlq, ids.similarityDlq, ids.realtimeDlq, ids.publishDlq, ids.streamFailures]));
   for (const [id, queue] of Object.entries(queues)) {
     if (deadLetterQueues.has(id)) {
       expect(queue.Properties.RedrivePolicy).toBeUndefined();
@@ -101,6 +110,7 @@ test('every queue is a dead-letter queue or redrives to one after five receives'
   }
   expect(queues[ids.cleanupQueue].Properties.RedrivePolicy.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': [ids.cleanupDlq, 'Arn'] });
   expect(queues[ids.similarityQueue].Properties.RedrivePolicy.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': [ids.similarityDlq, 'Arn'] });
+  expect(queues[ids.realtimeQueue].Properties.RedrivePolicy.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': [ids.realtimeDlq, 'Arn'] });
   expect(MAX_RECEIVES).toBe(5);
   expect(repoFile('backend', 'devstack', 'src', 'provision.rs')).toContain(`const MAX_RECEIVES: u32 = ${MAX_RECEIVES};`);
 });
@@ -120,12 +130,14 @@ test('every queue is encrypted with SQS-managed keys and refuses requests withou
   }
 });
 
-test('queue names follow docs/events.md: <bus>-cleanup, <bus>-cleanup-dlq, <bus>-similarity, <bus>-similarity-dlq', () => {
+test('queue names follow docs/events.md: <bus>-cleanup, <bus>-similarity, and <bus>-realtime likewise, each with its <name>-dlq', () => {
   const names = Object.values(ofType(synth.json, 'AWS::SQS::Queue')).map((queue) => queue.Properties.QueueName).sort();
   expect(names).toEqual([
     'brain2-cleanup',
     'brain2-cleanup-dlq',
     'brain2-publish-dlq',
+    'brain2-realtime',
+    'brain2-realtime-dlq',
     'brain2-similarity',
     'brain2-similarity-dlq',
     'brain2-stream-failures',

@@ -5,7 +5,7 @@ import { EVENTS_TABLE_ACCESS } from '../lib/access';
 import { EVENT_DELIVERIES } from '../lib/config';
 import { STREAM_ENTITIES, SWEEP_EVENT } from '../lib/constructs/compute';
 import { asList, logicalId, ofType, repoFile, roleStatements, serviceOf, synthesize, Synthesized, tempDir } from './helpers';
-import { lambdaBinaries, serviceSettings } from './service-source';
+import { lambdaBinaries, REALTIME_PENDING, realtimeLanded, serviceSettings } from './service-source';
 
 type FunctionKey = 'api' | 'cleanup' | 'similarity' | 'events';
 const FUNCTIONS: readonly FunctionKey[] = ['api', 'cleanup', 'similarity', 'events'];
@@ -76,14 +76,24 @@ test('each function runs its cargo binary on provided.al2023, arm64, with active
     expect(props.TracingConfig).toEqual({ Mode: 'Active' });
     expect(props.Description).toContain(`(${binary})`);
   }
-  expect(serviceOf(synth).assets.stubs).toEqual(['brain2-lambda', 'brain2-cleanup', 'brain2-similarity', 'brain2-events']);
+  // Then the realtime functions' (test/realtime.test.ts).
+  expect(serviceOf(synth).assets.stubs).toEqual([
+    'brain2-lambda',
+    'brain2-cleanup',
+    'brain2-similarity',
+    'brain2-events',
+    ...REALTIME_PENDING.binaries,
+  ]);
   expect(serviceOf(synth).compute.all.map((f) => logicalId(synth.stack, f.function))).toEqual(FUNCTIONS.map((key) => ids[key]));
 });
 
-test('make lambda-zips checks a zip for every function the stack deploys', () => {
+test('make lambda-zips checks a zip for every function the stack deploys that backend/lambda builds', () => {
   const line = repoFile('Makefile').match(/^LAMBDA_BINS := (.*)$/m);
   expect(line).not.toBeNull();
-  expect(line![1].split(/\s+/).sort()).toEqual([...serviceOf(synth).assets.stubs].sort());
+  // Until the realtime binaries land (REALTIME_PENDING), make deploy stops at their missing zips.
+  const built = serviceOf(synth).assets.stubs.filter((binary) => lambdaBinaries().includes(binary));
+  expect(built.length).toBeGreaterThanOrEqual(realtimeLanded() ? 6 : 4);
+  expect(line![1].split(/\s+/).sort()).toEqual([...built].sort());
 });
 
 test('sizes, timeouts and reserved concurrency are set per function', () => {
@@ -169,7 +179,7 @@ describe('eventDelivery', () => {
     for (const mode of ['inline', 'background'] as const) {
       const other = synthesize({ eventDelivery: mode });
       const functions = Object.values(ofType(other.json, 'AWS::Lambda::Function'));
-      expect(functions).toHaveLength(4);
+      expect(functions).toHaveLength(6);
       for (const f of functions) expect(f.Properties.Environment.Variables.BRAIN2_EVENT_DELIVERY).toBe(mode);
     }
   });
@@ -303,9 +313,10 @@ describe('IAM: each function gets what its code calls and nothing else', () => {
 
 test('queue-fed functions report partial batch failures and never poll more than they may run', () => {
   const all = Object.values(ofType(synth.json, 'AWS::Lambda::EventSourceMapping'));
-  expect(all).toHaveLength(3);
+  expect(all).toHaveLength(4);
+  // Cleanup, similarity and the realtime broadcast function (test/realtime.test.ts).
   const mappings = all.filter((mapping) => mapping.Properties.FunctionName.Ref !== ids.events);
-  expect(mappings).toHaveLength(2);
+  expect(mappings).toHaveLength(3);
   for (const mapping of mappings) {
     expect(mapping.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
   }
@@ -409,7 +420,9 @@ describe('function code', () => {
 
   test('with the zips of cargo lambda, each function uses its own zip and no stub', () => {
     const assets = tempDir('brain2-zips-');
-    for (const binary of ['brain2-lambda', 'brain2-cleanup', 'brain2-similarity', 'brain2-events']) {
+    const binaries = serviceOf(synth).assets.stubs;
+    expect(binaries).toHaveLength(6);
+    for (const binary of binaries) {
       fs.mkdirSync(path.join(assets, binary));
       fs.writeFileSync(path.join(assets, binary, 'bootstrap.zip'), `zip of ${binary}`);
     }
@@ -417,7 +430,7 @@ describe('function code', () => {
     expect(serviceOf(built).assets.stubs).toEqual([]);
     expect(built.json.Rules?.RefuseStubAssets).toBeUndefined();
     const keys = Object.values(ofType(built.json, 'AWS::Lambda::Function')).map((f) => JSON.stringify(f.Properties.Code.S3Key));
-    expect(new Set(keys).size).toBe(4);
+    expect(new Set(keys).size).toBe(binaries.length);
   });
 });
 

@@ -4,7 +4,7 @@ import { App } from 'aws-cdk-lib';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { readConfig } from '../lib/config';
 import { MAX_RECEIVES } from '../lib/constructs/messaging';
-import { CLEANUP_DETAIL_TYPES, EVENT_SOURCE, SIMILARITY_DETAIL_TYPES } from '../lib/events';
+import { CLEANUP_DETAIL_TYPES, EVENT_SOURCE, REALTIME_DETAIL_TYPES, SIMILARITY_DETAIL_TYPES } from '../lib/events';
 import { INLINE_TEMPLATE_LIMIT_BYTES } from '../lib/synthesizer';
 import { cdkJsonContext, expectIndexesOfSchema, logicalId, ofType, only, repoFile, synthesize, Synthesized, tempDir } from './helpers';
 
@@ -38,12 +38,12 @@ test('target is aws unless set, and only aws or localstack', () => {
 test('only the table, the bus, its rules and the queues: no function, API, auth, secret, log, alarm or dashboard', () => {
   const types = new Set(Object.values(local.json.Resources).map((resource) => resource.Type));
   expect([...types].sort()).toEqual(DATA_PLANE_TYPES);
-  for (const family of ['AWS::Lambda::', 'AWS::ApiGateway::', 'AWS::Cognito::', 'AWS::SecretsManager::', 'AWS::CloudWatch::', 'AWS::Logs::', 'AWS::IAM::']) {
+  for (const family of ['AWS::Lambda::', 'AWS::ApiGateway::', 'AWS::ApiGatewayV2::', 'AWS::Cognito::', 'AWS::SecretsManager::', 'AWS::CloudWatch::', 'AWS::Logs::', 'AWS::IAM::']) {
     expect({ family, found: [...types].filter((type) => type.startsWith(family)) }).toEqual({ family, found: [] });
   }
   expect(local.stack.service).toBeUndefined();
   // The aws target still has all of them.
-  for (const type of ['AWS::Lambda::Function', 'AWS::ApiGateway::RestApi', 'AWS::Cognito::UserPool', 'AWS::CloudWatch::Alarm', 'AWS::CloudWatch::Dashboard']) {
+  for (const type of ['AWS::Lambda::Function', 'AWS::ApiGateway::RestApi', 'AWS::ApiGatewayV2::Api', 'AWS::Cognito::UserPool', 'AWS::CloudWatch::Alarm', 'AWS::CloudWatch::Dashboard']) {
     expect(Object.keys(ofType(aws.json, type)).length).toBeGreaterThan(0);
   }
 });
@@ -64,7 +64,7 @@ test('the table has the keys and indexes of schema/table.json, and is the aws ta
   expect(table).toEqual(aws.json.Resources[id]);
 });
 
-test('the bus and both rules, with the aws target\'s event patterns and queue targets', () => {
+test('the bus and the three rules, with the aws target\'s event patterns and queue targets', () => {
   const [busId, bus] = only(ofType(local.json, 'AWS::Events::EventBus'), 'bus');
   expect(bus).toEqual(aws.json.Resources[busId]);
   expect(bus.Properties.Name).toBe('brain2');
@@ -74,6 +74,7 @@ test('the bus and both rules, with the aws target\'s event patterns and queue ta
   const expected: [string, string, readonly string[]][] = [
     [logicalId(local.stack, m.cleanup.rule), logicalId(local.stack, m.cleanup.queue), CLEANUP_DETAIL_TYPES],
     [logicalId(local.stack, m.similarity.rule), logicalId(local.stack, m.similarity.queue), SIMILARITY_DETAIL_TYPES],
+    [logicalId(local.stack, m.realtime.rule), logicalId(local.stack, m.realtime.queue), REALTIME_DETAIL_TYPES],
   ];
   expect(Object.keys(rules).sort()).toEqual(expected.map(([rule]) => rule).sort());
   for (const [ruleId, queueId, detailTypes] of expected) {
@@ -85,18 +86,25 @@ test('the bus and both rules, with the aws target\'s event patterns and queue ta
   }
 });
 
-test('the six queues with their redrive policies and queue policies, as on the aws target', () => {
+test('the eight queues with their redrive policies and queue policies, as on the aws target', () => {
   const queues = ofType(local.json, 'AWS::SQS::Queue');
   const m = local.stack.messaging;
   expect(Object.keys(queues).sort()).toEqual(m.queues.map((queue) => logicalId(local.stack, queue)).sort());
-  for (const channel of [m.cleanup, m.similarity]) {
+  expect(Object.keys(queues)).toHaveLength(8);
+  for (const channel of [m.cleanup, m.similarity, m.realtime]) {
     const redrive = queues[logicalId(local.stack, channel.queue)].Properties.RedrivePolicy;
     expect(redrive).toEqual({
       deadLetterTargetArn: { 'Fn::GetAtt': [logicalId(local.stack, channel.deadLetterQueue), 'Arn'] },
       maxReceiveCount: MAX_RECEIVES,
     });
   }
-  for (const deadLetterQueue of [m.cleanup.deadLetterQueue, m.similarity.deadLetterQueue, m.publishDeadLetterQueue, m.streamFailuresQueue]) {
+  for (const deadLetterQueue of [
+    m.cleanup.deadLetterQueue,
+    m.similarity.deadLetterQueue,
+    m.realtime.deadLetterQueue,
+    m.publishDeadLetterQueue,
+    m.streamFailuresQueue,
+  ]) {
     expect(queues[logicalId(local.stack, deadLetterQueue)].Properties.RedrivePolicy).toBeUndefined();
   }
   for (const type of ['AWS::SQS::Queue', 'AWS::SQS::QueuePolicy']) {
@@ -119,6 +127,9 @@ test('outputs: the table, the bus and every queue, for a script to read from cdk
     CleanupDeadLetterQueueUrl: ref(m.cleanup.deadLetterQueue),
     SimilarityQueueUrl: ref(m.similarity.queue),
     SimilarityDeadLetterQueueUrl: ref(m.similarity.deadLetterQueue),
+    // What whatever plays the broadcast function's part reads (no WebSocket API here).
+    RealtimeQueueUrl: ref(m.realtime.queue),
+    RealtimeDeadLetterQueueUrl: ref(m.realtime.deadLetterQueue),
     PublishDeadLetterQueueUrl: ref(m.publishDeadLetterQueue),
     // Where whatever plays the events function's part sends the records it cannot publish.
     StreamFailuresQueueUrl: ref(m.streamFailuresQueue),
@@ -134,6 +145,8 @@ test('the aws target keeps its outputs, and gets none of the worker queues\' (it
       'Dashboards',
       'EventBusName',
       'PublishDeadLetterQueueUrl',
+      'RealtimeApiId',
+      'RealtimeUrl',
       'RestApiName',
       'StageName',
       'StreamFailuresQueueUrl',

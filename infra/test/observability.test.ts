@@ -81,6 +81,11 @@ describe('alarms', () => {
       'shared-cache-read-latency',
       'shared-cache-ecpu-limit',
       'shared-cache-storage-limit',
+      'realtime-post-failures',
+      'realtime-dlq-depth',
+      'realtime-queue-oldest-message',
+      'realtime-connections-function-error-rate',
+      'realtime-broadcast-function-error-rate',
     ]) {
       expect(names).toContain(wanted);
     }
@@ -156,7 +161,7 @@ describe('alarms', () => {
 
   test('every dead-letter queue has its own depth alarm', () => {
     const m = synth.stack.messaging;
-    for (const queue of [m.cleanup.deadLetterQueue, m.similarity.deadLetterQueue, m.publishDeadLetterQueue, m.streamFailuresQueue]) {
+    for (const queue of [m.cleanup.deadLetterQueue, m.similarity.deadLetterQueue, m.realtime.deadLetterQueue, m.publishDeadLetterQueue, m.streamFailuresQueue]) {
       const id = logicalId(synth.stack, queue);
       const matching = Object.values(templateAlarms).filter(
         (alarm) =>
@@ -193,9 +198,11 @@ describe('alarms', () => {
   });
 
   test('every function has an error-rate alarm (Errors / Invocations) and counts in lambda-throttles', () => {
-    const { compute } = serviceOf(synth);
+    const { compute, realtime } = serviceOf(synth);
     const throttles = templateAlarms['brain2-lambda-throttles'];
-    for (const fn of compute.all) {
+    const functions = [...compute.all, ...realtime.all];
+    expect(Object.keys(ofType(synth.json, 'AWS::Lambda::Function')).sort()).toEqual(functions.map((fn) => logicalId(synth.stack, fn.function)).sort());
+    for (const fn of functions) {
       const name = { Ref: logicalId(synth.stack, fn.function) };
       const dimensions = [{ Name: 'FunctionName', Value: name }];
       const errorRates = Object.values(templateAlarms).filter((alarm) => {
@@ -208,6 +215,18 @@ describe('alarms', () => {
       const throttled = throttles.Metrics.filter((m: any) => m.MetricStat?.Metric.MetricName === 'Throttles')
         .map((m: any) => JSON.stringify(m.MetricStat.Metric.Dimensions));
       expect(throttled).toContain(JSON.stringify(dimensions));
+    }
+  });
+
+  test('eventbridge-failed-invocations counts every rule of the bus', () => {
+    const alarm = templateAlarms['brain2-eventbridge-failed-invocations'];
+    const counted = alarm.Metrics.filter((m: any) => m.MetricStat).map((m: any) => JSON.stringify(m.MetricStat.Metric.Dimensions));
+    const m = synth.stack.messaging;
+    for (const rule of [m.cleanup.rule, m.similarity.rule, m.realtime.rule]) {
+      expect(counted).toContain(JSON.stringify([
+        { Name: 'EventBusName', Value: { Ref: logicalId(synth.stack, m.bus) } },
+        { Name: 'RuleName', Value: { Ref: logicalId(synth.stack, rule) } },
+      ]));
     }
   });
 
@@ -375,6 +394,25 @@ describe('dashboards', () => {
         '${EventsFunctionName}',
         'brain2_stream_records_failed_total',
         '${StreamFailuresQueueName}',
+      ],
+    ],
+    [
+      'realtime',
+      [
+        '"ConnectCount"',
+        '"MessageCount"',
+        '"IntegrationError"',
+        '"ClientError"',
+        '"ExecutionError"',
+        '"IntegrationLatency"',
+        '{Brain2,Function,outcome} MetricName=\\"brain2_realtime_posts_total\\" Function=\\"${RealtimeBroadcastFunctionName}\\"',
+        '"brain2_realtime_delivery_seconds"',
+        '"ApproximateAgeOfOldestMessage"',
+        '${RealtimeQueueName}',
+        '${RealtimeDlqName}',
+        '${RealtimeConnectionsFunctionName}',
+        '${RealtimeBroadcastFunctionName}',
+        '${RealtimeAccessLogGroupName}',
       ],
     ],
     ['service', ['brain2_aws_calls_total', 'brain2_http_requests_total', 'brain2_cache_lookups_total', 'brain2_events_dead_lettered_total']],

@@ -2,7 +2,7 @@ import { Duration, RemovalPolicy, Size, Validations } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { Construct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 import { Brain2Config } from '../config';
 import { Authentication } from './auth';
 
@@ -46,6 +46,11 @@ export class Api extends Construct {
   readonly accessLogs: logs.LogGroup;
   readonly usagePlan: apigw.UsagePlan;
   readonly authorizer?: apigw.CognitoUserPoolsAuthorizer;
+  /**
+   * The account's API Gateway settings, which name the logging role (`cloudWatchRole`): what
+   * a stage that writes logs, such as the WebSocket API's, must be created after.
+   */
+  readonly accountLogging: IConstruct;
 
   constructor(scope: Construct, id: string, props: ApiProps) {
     super(scope, id);
@@ -88,6 +93,7 @@ export class Api extends Construct {
       },
     });
     this.stage = this.restApi.deploymentStage;
+    this.accountLogging = this.restApi.node.findChild('Account');
 
     if (auth.userPool) {
       this.authorizer = new apigw.CognitoUserPoolsAuthorizer(this, 'Authorizer', {

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, SecretValue, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, RemovalPolicy, SecretValue, Validations } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
@@ -84,6 +84,26 @@ export class Authentication extends Construct {
       this.jwtSecretId = secret.secretArn;
       this.jwtSecretValue = secret.secretValue;
     }
+  }
+
+  /**
+   * The authentication settings of the realtime connections function, which checks the token
+   * a client connects with itself (a WebSocket `$connect` has no Cognito authorizer in front):
+   * in jwt mode the API function's own, so a token the API takes opens a connection too; in
+   * cognito mode the user pool's ID tokens, verified against its published keys (JWKS), with
+   * its issuer and this app client as the audience.
+   */
+  realtimeSettings(): Record<string, string> {
+    if (!this.userPool || !this.userPoolClient) {
+      return this.apiSettings();
+    }
+    const issuer = `https://cognito-idp.${Aws.REGION}.${Aws.URL_SUFFIX}/${this.userPool.userPoolId}`;
+    return {
+      BRAIN2_AUTH_MODE: 'cognito',
+      BRAIN2_JWKS_URL: `${issuer}/.well-known/jwks.json`,
+      BRAIN2_JWT_ISSUER: issuer,
+      BRAIN2_JWT_AUDIENCE: this.userPoolClient.userPoolClientId,
+    };
   }
 
   /** The authentication settings of the API function. */

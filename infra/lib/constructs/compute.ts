@@ -12,12 +12,12 @@ import { Brain2Config, FunctionSizing, SWEEP_SLOTS, requestDeadlineMs } from '..
 import { indexNamed } from '../schema';
 import { Authentication } from './auth';
 import { Messaging } from './messaging';
-import { ServiceFunction } from './service-function';
+import { FunctionNetwork, ServiceFunction } from './service-function';
 import { SharedCache } from './shared-cache';
 import { Brain2Table } from './table';
 
 /** SQS messages per worker invocation: what one batch response can report on. */
-const WORKER_BATCH_SIZE = 10;
+export const WORKER_BATCH_SIZE = 10;
 
 /** What the scheduled rule sends the cleanup function: anything but an SQS batch means "sweep". */
 export const SWEEP_EVENT = { sweep: 'deletion-queue' };
@@ -56,13 +56,43 @@ export interface ComputeProps {
   readonly sharedCache?: SharedCache;
 }
 
+/**
+ * The settings every function of the service gets: the stack's table and bus, the profile,
+ * the delivery mode, the shared cache's address when the function reads through it, and the
+ * deployment's own `serviceSettings`.
+ */
+export function commonEnvironment(
+  config: Brain2Config,
+  table: Brain2Table,
+  messaging: Messaging,
+  sharedCache?: SharedCache,
+): Record<string, string> {
+  return {
+    BRAIN2_TABLE: table.table.tableName,
+    BRAIN2_EVENT_BUS: messaging.bus.eventBusName,
+    BRAIN2_PROFILE: 'optimized',
+    BRAIN2_EVENT_DELIVERY: config.eventDelivery,
+    ...(sharedCache && { BRAIN2_CACHE_URL: sharedCache.url }),
+    ...config.serviceSettings,
+  };
+}
+
+/** The `ServiceFunction` settings every function shares, and its network when it runs in a VPC. */
+export function functionDefaults(config: Brain2Config, network?: FunctionNetwork) {
+  return { architecture: config.architecture, logRetentionDays: config.logRetentionDays, network };
+}
+
+/** The workers authenticate nobody; this mode lets them start without a token secret. */
+export const NO_CALLERS: Readonly<Record<string, string>> = { BRAIN2_AUTH_MODE: 'apigateway' };
+
 /** A worker's SQS visibility timeout: six times its function's timeout, as Lambda recommends. */
 export function visibilityTimeout(sizing: FunctionSizing): Duration {
   return Duration.seconds(6 * sizing.timeoutSeconds);
 }
 
 /**
- * The four functions of backend/lambda and what each may touch:
+ * The four functions of the graph service in backend/lambda (the two realtime functions are
+ * `Realtime`'s) and what each may touch:
  * - the API (`brain2-lambda`): the table, PutEvents on the bus, the publisher's
  *   dead-letter queue;
  * - cleanup (`brain2-cleanup`): the table and its queue, plus a scheduled sweep of the
@@ -89,22 +119,9 @@ export class Compute extends Construct {
   constructor(scope: Construct, id: string, props: ComputeProps) {
     super(scope, id);
     const { config, assets, table, messaging, auth, sharedCache } = props;
-    const common: Record<string, string> = {
-      BRAIN2_TABLE: table.table.tableName,
-      BRAIN2_EVENT_BUS: messaging.bus.eventBusName,
-      BRAIN2_PROFILE: 'optimized',
-      BRAIN2_EVENT_DELIVERY: config.eventDelivery,
-      ...(sharedCache && { BRAIN2_CACHE_URL: sharedCache.url }),
-      ...config.serviceSettings,
-    };
-    const everyFunction = {
-      architecture: config.architecture,
-      logRetentionDays: config.logRetentionDays,
-      network: sharedCache?.functionNetwork,
-    };
+    const common = commonEnvironment(config, table, messaging, sharedCache);
+    const everyFunction = functionDefaults(config, sharedCache?.functionNetwork);
     const publishing = { BRAIN2_EVENTS_DLQ_URL: messaging.publishDeadLetterQueue.queueUrl };
-    // The workers authenticate nobody; this mode lets them start without a token secret.
-    const noCallers = { BRAIN2_AUTH_MODE: 'apigateway' };
 
     this.api = new ServiceFunction(this, 'Api', {
       functionName: `${config.prefix}-api`,
@@ -128,7 +145,7 @@ export class Compute extends Construct {
       code: assets.code('brain2-cleanup'),
       ...everyFunction,
       sizing: config.cleanup,
-      environment: { ...common, ...noCallers, BRAIN2_CLEANUP_GRACE_SECONDS: String(config.cleanupGraceSeconds) },
+      environment: { ...common, ...NO_CALLERS, BRAIN2_CLEANUP_GRACE_SECONDS: String(config.cleanupGraceSeconds) },
     });
     this.similarity = new ServiceFunction(this, 'Similarity', {
       functionName: `${config.prefix}-similarity`,
@@ -136,7 +153,7 @@ export class Compute extends Construct {
       code: assets.code('brain2-similarity'),
       ...everyFunction,
       sizing: config.similarity,
-      environment: { ...common, ...publishing, ...noCallers },
+      environment: { ...common, ...publishing, ...NO_CALLERS },
     });
     this.events = new ServiceFunction(this, 'Events', {
       functionName: `${config.prefix}-events`,
@@ -147,7 +164,7 @@ export class Compute extends Construct {
       environment: {
         ...common,
         ...publishing,
-        ...noCallers,
+        ...NO_CALLERS,
         BRAIN2_STREAM_FAILURES_QUEUE_URL: messaging.streamFailuresQueue.queueUrl,
       },
       unscopedActions: { actions: ['dynamodb:ListStreams'], reason: 'granted by the DynamoDB stream event source, as Lambda requires' },
@@ -202,7 +219,8 @@ export class Compute extends Construct {
   }
 }
 
-function grantTable(fn: ServiceFunction, table: Brain2Table, access: TableAccess): void {
+/** Grants a function its `TableAccess`: the item actions on the table, Query on each named index. */
+export function grantTable(fn: ServiceFunction, table: Brain2Table, access: TableAccess): void {
   if (access.tableActions.length > 0) {
     fn.role.addToPrincipalPolicy(
       new iam.PolicyStatement({ actions: [...access.tableActions], resources: [table.table.tableArn] }),
@@ -218,17 +236,26 @@ function grantTable(fn: ServiceFunction, table: Brain2Table, access: TableAccess
   }
 }
 
+/** How long Lambda gathers messages into a batch before it invokes a worker, unless told otherwise. */
+const WORKER_BATCHING_WINDOW = Duration.seconds(1);
+
 /**
  * Feeds a queue to a worker. With a reserved concurrency the event source never runs more
  * batches than the function may (less `spare`): a throttled batch would count as a
  * receive and could reach the dead-letter queue without ever being handled.
  */
-function consume(fn: ServiceFunction, queue: sqs.IQueue, sizing: FunctionSizing, spare: number): void {
+export function consume(
+  fn: ServiceFunction,
+  queue: sqs.IQueue,
+  sizing: FunctionSizing,
+  spare: number,
+  batchingWindow: Duration = WORKER_BATCHING_WINDOW,
+): void {
   const reserved = sizing.reservedConcurrency;
   fn.function.addEventSource(
     new lambdaEvents.SqsEventSource(queue, {
       batchSize: WORKER_BATCH_SIZE,
-      maxBatchingWindow: Duration.seconds(1),
+      maxBatchingWindow: batchingWindow,
       reportBatchItemFailures: true,
       maxConcurrency: reserved > 0 ? reserved - spare : undefined,
     }),

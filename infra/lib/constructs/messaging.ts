@@ -3,7 +3,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { CLEANUP_DETAIL_TYPES, EVENT_SOURCE, SIMILARITY_DETAIL_TYPES } from '../events';
+import { CLEANUP_DETAIL_TYPES, EVENT_SOURCE, REALTIME_DETAIL_TYPES, SIMILARITY_DETAIL_TYPES } from '../events';
 
 /** Receives before a message moves to its dead-letter queue (as `brain2 provision` sets it locally). */
 export const MAX_RECEIVES = 5;
@@ -16,6 +16,7 @@ export interface MessagingProps {
   /** Visibility timeouts of the worker queues: six times the consuming function's timeout. */
   readonly cleanupVisibilityTimeout: Duration;
   readonly similarityVisibilityTimeout: Duration;
+  readonly realtimeVisibilityTimeout: Duration;
 }
 
 /** A worker's queue, its dead-letter queue and the rule that feeds it from the bus. */
@@ -35,7 +36,8 @@ function encryptedQueue(scope: Construct, id: string, props: sqs.QueueProps): sq
 
 /**
  * The event bus the service publishes to, the rules that route its events to the
- * workers' queues (each with a dead-letter queue after five receives), the publisher's
+ * workers' queues (cleanup, similarity, and realtime, whose worker posts changes to the
+ * WebSocket clients; each with a dead-letter queue after five receives), the publisher's
  * own dead-letter queue for events EventBridge would not take (`BRAIN2_EVENTS_DLQ_URL`),
  * and the stream failures queue of the events function (`BRAIN2_STREAM_FAILURES_QUEUE_URL`):
  * stream records it cannot turn into an event, and what Lambda reports of the batches it
@@ -46,6 +48,7 @@ export class Messaging extends Construct {
   readonly bus: events.EventBus;
   readonly cleanup: WorkerChannel;
   readonly similarity: WorkerChannel;
+  readonly realtime: WorkerChannel;
   readonly publishDeadLetterQueue: sqs.Queue;
   readonly streamFailuresQueue: sqs.Queue;
   private readonly prefix: string;
@@ -56,6 +59,7 @@ export class Messaging extends Construct {
     this.bus = new events.EventBus(this, 'Bus', { eventBusName: props.prefix });
     this.cleanup = this.channel('Cleanup', 'cleanup', CLEANUP_DETAIL_TYPES, props.cleanupVisibilityTimeout);
     this.similarity = this.channel('Similarity', 'similarity', SIMILARITY_DETAIL_TYPES, props.similarityVisibilityTimeout);
+    this.realtime = this.channel('Realtime', 'realtime', REALTIME_DETAIL_TYPES, props.realtimeVisibilityTimeout);
     this.publishDeadLetterQueue = this.deadLetterQueue(
       'PublishDeadLetterQueue',
       'publish-dlq',
@@ -88,6 +92,8 @@ export class Messaging extends Construct {
       this.cleanup.deadLetterQueue,
       this.similarity.queue,
       this.similarity.deadLetterQueue,
+      this.realtime.queue,
+      this.realtime.deadLetterQueue,
       this.publishDeadLetterQueue,
       this.streamFailuresQueue,
     ];
