@@ -105,7 +105,7 @@ CDK_ARGS ?=
 # Function architecture: arm64 (default) or x86_64; the zips are built to match.
 ARCH ?= arm64
 LAMBDA_ZIPS := target/lambda
-LAMBDA_BINS := brain2-lambda brain2-cleanup brain2-similarity brain2-events
+LAMBDA_BINS := brain2-lambda brain2-cleanup brain2-similarity brain2-events brain2-realtime-connections brain2-realtime-broadcast
 CARGO_LAMBDA_VERSION := 1.9.2
 CARGO_LAMBDA_VENV := .venv-cargo-lambda
 CARGO_LAMBDA := $(CARGO_LAMBDA_VENV)/bin/cargo-lambda
@@ -142,7 +142,7 @@ $(CARGO_LAMBDA):
 	python3 -m venv $(CARGO_LAMBDA_VENV)
 	$(CARGO_LAMBDA_VENV)/bin/pip install --quiet cargo-lambda==$(CARGO_LAMBDA_VERSION)
 
-# The release zips of the four functions, target/lambda/<bin>/bootstrap.zip.
+# The release zips of the functions, target/lambda/<bin>/bootstrap.zip.
 lambda-zips: cargo-lambda
 	if command -v rustup >/dev/null; then rustup target add $(RUST_LAMBDA_TARGET); fi
 	PATH="$(CURDIR)/$(CARGO_LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release $(CARGO_LAMBDA_ARCH) \

@@ -7,6 +7,8 @@ use std::io::Write as _;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord as StreamEventRecord};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -20,6 +22,9 @@ use brain2::http::auth::AuthorizerClaims;
 use brain2::http::middleware::PlatformRequestId;
 use brain2::outbox::Relay;
 use brain2::ports::EventPublisher;
+use brain2::realtime::feed::LiveFeed;
+use brain2::realtime::gateway::WebSocketRoutes;
+use brain2::realtime::protocol::SUBPROTOCOL;
 use brain2::telemetry::{self, metric};
 use brain2::worker::Worker;
 use lambda_http::request::RequestContext;
@@ -284,6 +289,101 @@ pub async fn run_relay(relay: Arc<Relay>, metrics: &'static Collector) -> Result
             let response = relay_batch(&relay, event.payload).await;
             flush_metrics(metrics);
             Ok::<DynamoDbEventResponse, lambda_runtime::Error>(response)
+        }
+    }))
+    .await
+}
+
+/// A WebSocket API route event (`$connect`, `$disconnect`, or a message on `$default`)
+/// answered. `$connect` answers 401 with a problem to a missing or bad token, before API
+/// Gateway upgrades; `$default`'s body is the frame API Gateway sends back to the client.
+pub async fn websocket_route(
+    routes: &WebSocketRoutes,
+    request: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let context = &request.request_context;
+    let connection_id = context.connection_id.as_deref().unwrap_or_default();
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = 200;
+    match context.route_key.as_deref() {
+        Some("$connect") => {
+            let protocols =
+                request.headers.get(http::header::SEC_WEBSOCKET_PROTOCOL).and_then(|value| value.to_str().ok());
+            let token = request.query_string_parameters.first("token");
+            match routes.connect(connection_id, token, protocols).await {
+                Ok(_) if protocols.is_some() => {
+                    // Browsers drop a connection whose answer selects none of the offered subprotocols.
+                    response
+                        .headers
+                        .insert(http::header::SEC_WEBSOCKET_PROTOCOL, http::HeaderValue::from_static(SUBPROTOCOL));
+                }
+                Ok(_) => {}
+                Err(refused) => {
+                    response.status_code = i64::from(refused.status.as_u16());
+                    response
+                        .headers
+                        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/problem+json"));
+                    response.body = serde_json::to_string(&refused.problem()).ok().map(Body::Text);
+                }
+            }
+        }
+        Some("$disconnect") => {
+            if let Err(error) = routes.disconnect(connection_id).await {
+                // The connection item expires on its own; API Gateway ignores this answer anyway.
+                tracing::warn!(%error, connection_id, "a closed connection was not forgotten");
+            }
+        }
+        _ => match routes.message(connection_id, request.body.as_deref().unwrap_or_default()).await {
+            Ok(frame) => response.body = Some(Body::Text(frame)),
+            Err(error) => {
+                tracing::warn!(%error, connection_id, "a client message could not be answered");
+                response.status_code = 500;
+            }
+        },
+    }
+    response
+}
+
+/// Runs the WebSocket API's routes in Lambda; metrics leave before each invocation returns.
+pub async fn run_websocket_routes(
+    routes: Arc<WebSocketRoutes>,
+    metrics: &'static Collector,
+) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+            let routes = routes.clone();
+            async move {
+                let response = websocket_route(&routes, event.payload).await;
+                flush_metrics(metrics);
+                Ok::<ApiGatewayProxyResponse, lambda_runtime::Error>(response)
+            }
+        },
+    ))
+    .await
+}
+
+/// Logs and fans out an SQS batch of the realtime queue. Logging is all or nothing for the
+/// batch: when it fails, every message comes back (clients de-duplicate by event id).
+pub async fn broadcast_batch(feed: &LiveFeed, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    let bodies: Vec<&str> = event.records.iter().map(|record| record.body.as_deref().unwrap_or_default()).collect();
+    if let Err(error) = feed.publish_bodies(bodies).await {
+        tracing::warn!(%error, "realtime batch not logged; it will be retried");
+        for record in &event.records {
+            response.add_failure(record.message_id.clone().unwrap_or_default());
+        }
+    }
+    response
+}
+
+/// Runs the broadcaster in Lambda on the realtime queue.
+pub async fn run_broadcast(feed: Arc<LiveFeed>, metrics: &'static Collector) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+        let feed = feed.clone();
+        async move {
+            let response = broadcast_batch(&feed, event.payload).await;
+            flush_metrics(metrics);
+            Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
         }
     }))
     .await

@@ -278,8 +278,9 @@ pub enum Replay {
     Lost,
 }
 
-/// The per-user log of recent changes that reconnecting clients replay from. Appending is
-/// idempotent: a redelivered event overwrites its own entry.
+/// The per-user log of recent changes that reconnecting clients replay from, in the order
+/// they were appended. A redelivered event is appended again (clients de-duplicate by
+/// event id, as they must for live delivery, which is at least once).
 #[async_trait]
 pub trait ChangeLog: Send + Sync {
     async fn append(&self, events: &[LiveEvent]) -> Result<(), StoreError>;

@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod broadcast;
 mod contract;
 mod edges;
 mod events;

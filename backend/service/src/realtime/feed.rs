@@ -35,7 +35,7 @@ impl LiveFeed {
     /// Logs the events, then delivers them, each user's in the order they happened (a
     /// node's changes by time, then version). Nothing is delivered that was not logged
     /// first, so every event id a client has seen can be replayed from; when logging
-    /// fails, the caller retries the whole batch (redelivered events overwrite their entry).
+    /// fails, the caller retries the whole batch.
     pub async fn publish(&self, mut events: Vec<LiveEvent>) -> Result<(), StoreError> {
         let mut seen = HashSet::new();
         events.retain(|event| seen.insert(event.change.event_id));

@@ -72,16 +72,25 @@ pub fn stream_checkpoint_sort_key(shard_id: &str) -> String {
 }
 
 /// A user's recent changes: a partition of their own, written off the request path, so that
-/// neither the graph Query nor the node partition's throughput sees them. Event ids are
-/// UUIDv7s, so sort key order is time order.
+/// neither the graph Query nor the node partition's throughput sees them.
 pub fn change_log_partition(user: &UserId) -> String {
     format!("USER#{user}#CHANGES")
 }
 
 pub const CHANGE_PREFIX: &str = "CHANGE#";
+/// Above every [`change_sort_key`]: the upper bound of a Query of the changes.
+pub const CHANGES_END: &str = "CHANGE#~";
 
-pub fn change_sort_key(event_id: uuid::Uuid) -> String {
-    format!("{CHANGE_PREFIX}{event_id}")
+/// A change by its place in the log: a UUIDv7 made when it was logged, so that sort key
+/// order is the order changes were logged in. (An event's own id carries the time of the
+/// write, which a stream record gives to the second: it cannot order the log.)
+pub fn change_sort_key(logged: uuid::Uuid) -> String {
+    format!("{CHANGE_PREFIX}{logged}")
+}
+
+/// Where a change is in the log, found by the event id clients know.
+pub fn change_marker_sort_key(event_id: uuid::Uuid) -> String {
+    format!("EVENT#{event_id}")
 }
 
 /// A user's WebSocket connections, apart from the node partition for the same reasons.

@@ -26,6 +26,7 @@ pub const MAX_REPLAY: usize = 1_000;
 pub const CONNECTION_RETENTION: Duration = Duration::from_secs(2 * 3600);
 
 const CHANGE_ATTRIBUTE: &str = "change";
+const POSITION_ATTRIBUTE: &str = "position";
 const USER_ATTRIBUTE: &str = "userId";
 const NODES_ATTRIBUTE: &str = "nodeIds";
 
@@ -54,13 +55,26 @@ impl DynamoLive {
         dynamodb_client(&self.client)
     }
 
-    fn change_item(event: &LiveEvent) -> Result<Item, StoreError> {
-        let mut item =
-            primary_key(keys::change_log_partition(&event.user_id), keys::change_sort_key(event.change.event_id));
-        let change = serde_json::to_string(&event.change).map_err(|e| decode_error("change", e))?;
-        item.insert(CHANGE_ATTRIBUTE.into(), string(change));
-        item.insert(SCHEMA.ttl_attribute.clone(), expires_in(CHANGE_LOG_RETENTION));
-        Ok(item)
+    /// The change under its place in the log, and the marker that finds that place by the
+    /// change's event id.
+    fn change_items(event: &LiveEvent, logged: uuid::Uuid) -> Result<[Item; 2], StoreError> {
+        let partition = keys::change_log_partition(&event.user_id);
+        let position = keys::change_sort_key(logged);
+        let mut change = primary_key(partition.clone(), position.clone());
+        let json = serde_json::to_string(&event.change).map_err(|e| decode_error("change", e))?;
+        change.insert(CHANGE_ATTRIBUTE.into(), string(json));
+        let mut marker = primary_key(partition, keys::change_marker_sort_key(event.change.event_id));
+        marker.insert(POSITION_ATTRIBUTE.into(), string(position));
+        for item in [&mut change, &mut marker] {
+            item.insert(SCHEMA.ttl_attribute.clone(), expires_in(CHANGE_LOG_RETENTION));
+        }
+        Ok([change, marker])
+    }
+
+    /// Whether an item's time to live has passed: DynamoDB deletes expired items lazily.
+    fn expired(item: &Item) -> bool {
+        let expires = item.get(&SCHEMA.ttl_attribute).and_then(|value| value.as_n().ok()?.parse::<i64>().ok());
+        expires.is_some_and(|expires| expires <= Utc::now().timestamp())
     }
 
     fn connection_key(user: &UserId, connection_id: &str) -> Item {
@@ -87,66 +101,76 @@ impl DynamoLive {
 #[async_trait]
 impl ChangeLog for DynamoLive {
     async fn append(&self, events: &[LiveEvent]) -> Result<(), StoreError> {
-        let writes = events
-            .iter()
-            .map(|event| {
-                let put =
-                    PutRequest::builder().set_item(Some(Self::change_item(event)?)).build().map_err(build_error)?;
-                Ok(TaggedWrite {
-                    tag: event.change.event_id,
-                    request: WriteRequest::builder().put_request(put).build(),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut writes = Vec::with_capacity(events.len() * 2);
+        for event in events {
+            // Made one after the other, so that their order is the order of `events`.
+            for item in Self::change_items(event, uuid::Uuid::now_v7())? {
+                let put = PutRequest::builder().set_item(Some(item)).build().map_err(build_error)?;
+                let request = WriteRequest::builder().put_request(put).build();
+                writes.push(TaggedWrite { tag: event.change.event_id, request });
+            }
+        }
         let policy = BatchPolicy { batch_writes: true, batch_reads: true, concurrency: batch::CHUNK_CONCURRENCY };
         let failed = batch::write_all(&self.client(), &self.table, writes, policy).await?;
         match failed.first() {
             None => Ok(()),
             Some((event_id, failure)) => Err(StoreError::Throttled(format!(
-                "{} of {} changes were not logged (first {event_id}: {failure})",
+                "{} of {} log items were not written (first of event {event_id}: {failure})",
                 failed.len(),
-                events.len()
+                events.len() * 2
             ))),
         }
     }
 
     async fn since(&self, user: &UserId, last_seen: uuid::Uuid) -> Result<Replay, StoreError> {
-        let logged_at = last_seen.get_timestamp().map(|stamp| stamp.to_unix());
-        let horizon = Utc::now().timestamp() - i64::try_from(CHANGE_LOG_RETENTION.as_secs()).unwrap_or(i64::MAX);
-        // Not a UUIDv7, or older than the log keeps: nothing to look for.
-        if logged_at.is_none_or(|(seconds, _)| i64::try_from(seconds).unwrap_or(i64::MAX) < horizon) {
+        let partition = keys::change_log_partition(user);
+        let marker = batch::retry_transient(|| {
+            self.client()
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(primary_key(partition.clone(), keys::change_marker_sort_key(last_seen))))
+                .send()
+        })
+        .await?
+        .item;
+        // Not in the log (any more, or ever, for this user): what came since is unknown.
+        let position = match &marker {
+            Some(marker) if !Self::expired(marker) => items::string_attribute(marker, POSITION_ATTRIBUTE),
+            _ => None,
+        };
+        let Some(position) = position else {
             return Ok(Replay::Lost);
-        }
-        let from = keys::change_sort_key(last_seen);
+        };
         let mut pages = self
             .client()
             .query()
             .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND #sk >= :from")
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :end")
             .expression_attribute_names("#pk", &SCHEMA.partition_key)
             .expression_attribute_names("#sk", &SCHEMA.sort_key)
-            .expression_attribute_values(":pk", string(keys::change_log_partition(user)))
-            .expression_attribute_values(":from", string(&from))
+            .expression_attribute_values(":pk", string(&partition))
+            .expression_attribute_values(":from", string(position))
+            .expression_attribute_values(":end", string(keys::CHANGES_END))
             .into_paginator()
             .items()
             .send();
-        // The seen entry, the replay, and one more to tell a replay too long to send.
+        // The seen change itself, the replay, and one more to tell a replay too long to send.
         let mut items: Vec<Item> = Vec::new();
         while items.len() < MAX_REPLAY + 2
             && let Some(item) = pages.next().await
         {
             items.push(item.map_err(sdk_error)?);
         }
-        // The entry of the last change seen must be there: otherwise the log no longer
-        // reaches back to it (or it was never this user's), and what came between is unknown.
-        let seen_is_logged =
-            items.first().and_then(|item| items::string_attribute(item, &SCHEMA.sort_key)) == Some(from.as_str());
-        if !seen_is_logged || items.len() > MAX_REPLAY + 1 {
+        let after: Vec<&Item> = items
+            .iter()
+            .filter(|item| items::string_attribute(item, &SCHEMA.sort_key) != Some(position))
+            .filter(|item| !Self::expired(item))
+            .collect();
+        if after.len() > MAX_REPLAY {
             return Ok(Replay::Lost);
         }
-        items
-            .iter()
-            .skip(1)
+        after
+            .into_iter()
             .map(|item| {
                 let raw = items::string_attribute(item, CHANGE_ATTRIBUTE).unwrap_or_default();
                 serde_json::from_str::<LiveChange>(raw).map_err(|e| decode_error("change", e))
