@@ -81,6 +81,22 @@ pub struct HarnessConfig {
     /// (0: reads only).
     #[arg(long, env = "CACHE_UPDATE_WEIGHT", default_value_t = 5)]
     pub cache_update_weight: usize,
+    /// Clients of the realtime measurement (0: skip it): users of the optimized profile's
+    /// `brain2 serve --workers`, each with one WebSocket, each creating notes, timed from
+    /// just before the request to the note's `node.created` on the writer's own socket.
+    #[arg(long, env = "REALTIME_CLIENTS", default_value_t = 20)]
+    pub realtime_clients: usize,
+    /// Seconds the realtime clients write.
+    #[arg(long, env = "REALTIME_SECONDS", default_value_t = 20)]
+    pub realtime_seconds: usize,
+    /// Milliseconds between two notes of one realtime client: a person typing notes, not a
+    /// bulk import.
+    #[arg(long, env = "REALTIME_WRITE_INTERVAL_MS", default_value_t = 1_000)]
+    pub realtime_write_interval_ms: u64,
+    /// Longest wait, in seconds, after the realtime clients' last write for the messages
+    /// still on their way; a note whose message has not come by then is lost.
+    #[arg(long, env = "REALTIME_GRACE_SECONDS", default_value_t = 10)]
+    pub realtime_grace_seconds: u64,
     /// Cold starts of the Lambda binary to measure (0: none).
     #[arg(long, env = "COLD_RUNS", default_value_t = 10)]
     pub cold_runs: usize,

@@ -13,6 +13,7 @@ use crate::cloudwatch::ServerSide;
 use crate::lambda_emulator::MinMedianMax;
 use crate::lambda_figures::LambdaFigures;
 use crate::prometheus::ServerCalls;
+use crate::realtime::RealtimeReport;
 use crate::tiers::CacheTiersReport;
 
 #[derive(Debug, Serialize)]
@@ -31,6 +32,9 @@ pub struct Report {
     /// The shared cache across several local instances (`CACHE_INSTANCES`); `None` against a
     /// deployment or when skipped.
     pub cache_tiers: Option<CacheTiersReport>,
+    /// Changes pushed over WebSockets to local clients (`REALTIME_CLIENTS`); `None` against a
+    /// deployment or when skipped.
+    pub realtime: Option<RealtimeReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -338,6 +342,9 @@ impl Report {
         if let Some(tiers) = &self.cache_tiers {
             out += &tiers.markdown();
         }
+        if let Some(realtime) = &self.realtime {
+            out += &realtime.markdown();
+        }
         out
     }
 
@@ -463,6 +470,7 @@ mod tests {
             },
             profiles,
             cache_tiers: None,
+            realtime: None,
         }
     }
 

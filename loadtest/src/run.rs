@@ -1,7 +1,7 @@
 //! One load-test run: for each profile, a fresh seeded table with its own server on the
 //! run's emulators (or the deployed API), every scenario under goose with the server's
-//! metrics scraped and its bus's events queue drained around it; then the Lambda figures
-//! and the reports.
+//! metrics scraped and its bus's events queue drained around it; then the cache tiers, the
+//! realtime updates, the Lambda figures and the reports.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -80,6 +80,7 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
         reports.push(report?);
     }
     let cache_tiers = crate::tiers::measure(config, &run_id, &jwt_secret).await?;
+    let realtime = crate::realtime::measure(config, &run_id, &jwt_secret).await?;
     let lambda = crate::lambda_figures::measure(config, &run_id, &jwt_secret).await?;
     if let Some(resources) = &cloudwatch {
         read_cloudwatch(config, resources, &windows, &mut reports).await?;
@@ -94,6 +95,7 @@ pub async fn run(config: &HarnessConfig) -> anyhow::Result<Report> {
         lambda,
         profiles: reports,
         cache_tiers,
+        realtime,
     })
 }
 
@@ -148,21 +150,13 @@ async fn prepare_target(
         let target = Target { base_url, metrics_url: None, events_queue: None, server: None, _stack: None };
         return Ok((target, Arc::new(fixture)));
     }
-    let (stack, resources, fixture) = seeded_stack(config, profile, name, &plan, token_of, jwt_secret).await?;
+    let (stack, resources, fixture) = seeded_stack(profile, name, &plan, config.users, token_of, jwt_secret).await?;
     let events_queue = EventsQueue {
         sqs: (*stack.aws().clients().await.sqs).clone(),
         url: resources.provisioned.events_queue_url.clone(),
     };
     let brain2 = HarnessConfig::sibling_binary(&config.brain2_bin, "brain2")?;
-    // One server per profile, without the local stack's redis-server: a shared tier that one
-    // instance alone reads only adds a round trip to its cached reads. What the tier does
-    // across instances is measured on its own (`cache_tiers`).
-    let environment: Vec<(String, String)> = stack
-        .aws()
-        .service_environment(&resources.table, &resources.bus, &resources.provisioned)
-        .into_iter()
-        .filter(|(name, _)| name != "BRAIN2_CACHE_URL")
-        .collect();
+    let environment = single_instance_environment(&stack, &resources);
     let log = folder.join("server.log");
     let server = LocalServer::start(&brain2, &environment, profile, config, jwt_secret, &log, true).await?;
     let target = Target {
@@ -175,13 +169,26 @@ async fn prepare_target(
     Ok((target, Arc::new(fixture)))
 }
 
+/// The environment of the only `brain2 serve` on `stack`, without the local stack's
+/// redis-server: a shared tier that one instance alone reads only adds a round trip to its
+/// cached reads. What the tier does across instances is measured on its own (`cache_tiers`).
+pub(crate) fn single_instance_environment(stack: &LocalStack, resources: &ProfileResources) -> Vec<(String, String)> {
+    stack
+        .aws()
+        .service_environment(&resources.table, &resources.bus, &resources.provisioned)
+        .into_iter()
+        .filter(|(name, _)| name != "BRAIN2_CACHE_URL")
+        .collect()
+}
+
 /// Fresh emulators (and a redis-server) with a table, bus and queues named `name`, seeded
-/// through an in-process server; with the outbox, the seed's stream records are passed over.
+/// for `users` simulated users through an in-process server; with the outbox, the seed's
+/// stream records are passed over.
 pub(crate) async fn seeded_stack(
-    config: &HarnessConfig,
     profile: &ProfileSpec,
     name: &str,
     plan: &SeedPlan,
+    users: usize,
     token_of: impl Fn(&str) -> anyhow::Result<String>,
     jwt_secret: &str,
 ) -> anyhow::Result<(LocalStack, ProfileResources, Fixture)> {
@@ -190,7 +197,7 @@ pub(crate) async fn seeded_stack(
     let resources = stack.provision(name).await?;
     progress(format_args!("{}: seeding", profile.name));
     let seeder = SeedServer::start(stack.aws(), &resources, jwt_secret).await?;
-    let fixture = seed(&Api::new(&seeder.base_url), plan, config.users, token_of, name).await;
+    let fixture = seed(&Api::new(&seeder.base_url), plan, users, token_of, name).await;
     seeder.stop().await?;
     let fixture = fixture?;
     if profile.flags.event_delivery == EventDelivery::Outbox {

@@ -147,7 +147,7 @@ async fn measure_variant(
     };
     let labelled = ProfileSpec { name: step.clone(), ..profile.clone() };
     let token_of = |user: &str| token_for(config, jwt_secret, user);
-    let (stack, resources, fixture) = seeded_stack(config, &labelled, name, &plan, token_of, jwt_secret).await?;
+    let (stack, resources, fixture) = seeded_stack(&labelled, name, &plan, config.users, token_of, jwt_secret).await?;
     let environment = stack.aws().service_environment(&resources.table, &resources.bus, &resources.provisioned);
     let brain2 = HarnessConfig::sibling_binary(&config.brain2_bin, "brain2")?;
     progress(format_args!("{step}: starting {} instances", config.cache_instances));

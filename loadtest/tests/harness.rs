@@ -1,7 +1,8 @@
 //! A tiny `make loadtest`: both profiles and the optimized one with background delivery,
-//! two scenarios, a few seconds each, then the cache tiers on three instances, on the local
-//! stack, with the debug binaries built beside this test. It checks the report's shape and
-//! that the run measured something and failed nothing; it asserts no time.
+//! two scenarios, a few seconds each, then the cache tiers on three instances and the
+//! realtime clients, on the local stack, with the debug binaries built beside this test. It
+//! checks the report's shape and that the run measured something and failed nothing; it
+//! asserts no time.
 
 use std::process::Command;
 
@@ -35,6 +36,7 @@ fn a_tiny_run_reports_every_field_for_both_profiles() {
         "SIM_CACHE_RTT_MS",
         "CACHE_SECONDS",
         "CACHE_UPDATE_WEIGHT",
+        "REALTIME_WRITE_INTERVAL_MS",
         "BRAIN2_BIN",
         "LAMBDA_BIN",
         "CLOUDWATCH",
@@ -57,6 +59,10 @@ fn a_tiny_run_reports_every_field_for_both_profiles() {
             ("SETTLE_SECONDS", "3"),
             ("CACHE_INSTANCES", "3"),
             ("CACHE_SECONDS", "3"),
+            ("REALTIME_CLIENTS", "3"),
+            ("REALTIME_SECONDS", "3"),
+            // Waited out only if a message is missing: a generous bound, not a latency.
+            ("REALTIME_GRACE_SECONDS", "60"),
         ])
         .env("OUT", &out)
         .output()
@@ -139,6 +145,8 @@ fn a_tiny_run_reports_every_field_for_both_profiles() {
     assert!(table.contains("| create_node | optimized-events_background | background |"), "{table}");
     assert!(table.contains("## Cache tiers: 3 instances") && table.contains("| get_node | both_tiers |"), "{table}");
     cache_tiers_were_measured(&report["cache_tiers"]);
+    assert!(table.contains("## Realtime: 3 clients"), "{table}");
+    realtime_was_measured(&report["realtime"]);
     std::fs::remove_dir_all(&out).unwrap();
 }
 
@@ -169,4 +177,21 @@ fn cache_tiers_were_measured(tiers: &Value) {
     assert_eq!(both["stale_reads"], 0, "{both}");
     assert_eq!(both["cache_health"], "up", "{both}");
     assert!(tiers["read_units_ratio"].as_f64().is_some(), "{tiers}");
+}
+
+/// Every note a client wrote came back on its own socket, and only there.
+fn realtime_was_measured(realtime: &Value) {
+    assert_eq!(realtime["clients"], 3, "{realtime}");
+    let count = |field: &str| realtime[field].as_u64().unwrap_or_else(|| panic!("{field}: {realtime}"));
+    assert!(count("writes") > 0, "{realtime}");
+    assert_eq!(count("failed_writes"), 0, "{realtime}");
+    assert_eq!(count("delivered"), count("writes"), "{realtime}");
+    assert_eq!(count("lost"), 0, "{realtime}");
+    assert_eq!(count("foreign_messages"), 0, "{realtime}");
+    assert_eq!(count("dropped_sockets"), 0, "{realtime}");
+    assert!(count("received") >= count("writes") && count("frames") > 0, "{realtime}");
+    let figure = |field: &str| realtime[field].as_f64().unwrap_or_else(|| panic!("{field}: {realtime}"));
+    assert!(figure("write_to_message_p50_ms") <= figure("write_to_message_p99_ms"), "{realtime}");
+    assert!(figure("write_to_message_p99_ms") <= figure("write_to_message_max_ms"), "{realtime}");
+    assert!(figure("post_p50_ms") <= figure("post_p99_ms"), "{realtime}");
 }

@@ -51,7 +51,7 @@ impl Fanout for ConnectionFanout {
             let admitted: Vec<&LiveChange> =
                 changes.iter().filter(|change| connection.subscription.admits(change)).collect();
             (!admitted.is_empty())
-                .then(|| async move { (connection, self.poster.post(&connection.id, &change_frame(admitted)).await) })
+                .then_some(async move { (connection, self.poster.post(&connection.id, &change_frame(admitted)).await) })
         });
         for (connection, posted) in join_all(posts).await {
             match posted {
