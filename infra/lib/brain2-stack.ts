@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { Aws, CfnOutput, CfnRule, Fn, Stack, StackProps } from 'aws-cdk-lib';
+import { Annotations, Aws, CfnOutput, CfnRule, Fn, Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { AlarmSpec, loadAlarms } from './alarm-spec';
 import { LambdaAssets } from './assets';
@@ -44,7 +44,11 @@ export interface ServicePlane {
   readonly assets: LambdaAssets;
   readonly compute: Compute;
   readonly api: Api;
-  readonly realtime: Realtime;
+  /**
+   * With `authMode=jwt` only: `$connect` verifies the HS256 tokens of that mode alone, so
+   * with Cognito the WebSocket API is left out (with a warning).
+   */
+  readonly realtime?: Realtime;
   readonly placeholders: Placeholders;
   readonly observability: Observability;
 }
@@ -52,8 +56,9 @@ export interface ServicePlane {
 /**
  * Brain2 in one stack: the table (schema/table.json), the bus with the workers' queues,
  * the four functions of the graph service (the events function consumes the table's
- * stream), the REST API, the WebSocket API of real-time updates with its two functions, and
- * the dashboards and alarms of dashboards/ and alarms/; with `sharedCache` on, the shared
+ * stream), the REST API, the WebSocket API of real-time updates with its two functions (with
+ * `authMode=jwt` only), and the dashboards and alarms of dashboards/ and alarms/; with
+ * `sharedCache` on, the shared
  * read cache and the VPC the graph service's functions then run in. Each concern is one
  * construct; later ones (more stream consumers, the chat endpoint) take the ones they need
  * as props.
@@ -112,14 +117,26 @@ export class Brain2Stack extends Stack {
       sharedCache,
     });
     const api = new Api(this, 'Api', { config, handler: compute.api.function, auth });
-    const realtime = new Realtime(this, 'Realtime', {
-      config,
-      assets,
-      table: this.data,
-      messaging: this.messaging,
-      auth,
-      accountLogging: api.accountLogging,
-    });
+    // The connections function verifies on `$connect` the HS256 tokens of `authMode=jwt`
+    // alone: it cannot check a Cognito ID token, so with Cognito there is no WebSocket API.
+    const realtime =
+      config.authMode === 'jwt'
+        ? new Realtime(this, 'Realtime', {
+            config,
+            assets,
+            table: this.data,
+            messaging: this.messaging,
+            auth,
+            accountLogging: api.accountLogging,
+          })
+        : undefined;
+    if (!realtime) {
+      // Info, not a warning: synth with the AwsSolutions plugin (bin/brain2.ts) fails on any
+      // warning not acknowledged, and an acknowledged one is no longer reported.
+      Annotations.of(this).addInfo(
+        `The WebSocket API of real-time updates (and its functions, dashboard and alarms) is left out: its $connect verifies only the HS256 tokens of authMode=jwt, not the user pool's (deploy with -c authMode=jwt to have it)`,
+      );
+    }
 
     const placeholders = new Placeholders(this.placeholderValues(schema, compute, api, realtime, sharedCache));
     const observability = new Observability(this, 'Observability', {
@@ -148,13 +165,16 @@ export class Brain2Stack extends Stack {
 
   /**
    * Every name the dashboard and alarm files may use as `${Name}`; those of the shared cache
-   * have no value when it is off, which leaves out what uses them.
+   * have no value when it is off, and those of the WebSocket API when it is left out, which
+   * leaves out what uses them. The realtime queue's names go with the WebSocket API: the
+   * queue stays (the rule feeds it on every deployment), but without the broadcast function
+   * nothing reads it, so its alarms and widgets would only report that.
    */
   private placeholderValues(
     schema: TableSchema,
     compute: Compute,
     api: Api,
-    realtime: Realtime,
+    realtime?: Realtime,
     sharedCache?: SharedCache,
   ): Record<string, string | undefined> {
     const { messaging, data } = this;
@@ -164,20 +184,20 @@ export class Brain2Stack extends Stack {
       CleanupFunctionName: compute.cleanup.function.functionName,
       SimilarityFunctionName: compute.similarity.function.functionName,
       EventsFunctionName: compute.events.function.functionName,
-      RealtimeConnectionsFunctionName: realtime.connections.function.functionName,
-      RealtimeBroadcastFunctionName: realtime.broadcast.function.functionName,
+      RealtimeConnectionsFunctionName: realtime?.connections.function.functionName,
+      RealtimeBroadcastFunctionName: realtime?.broadcast.function.functionName,
       ApiLogGroupName: compute.api.logGroup.logGroupName,
       CleanupLogGroupName: compute.cleanup.logGroup.logGroupName,
       SimilarityLogGroupName: compute.similarity.logGroup.logGroupName,
       EventsLogGroupName: compute.events.logGroup.logGroupName,
-      RealtimeConnectionsLogGroupName: realtime.connections.logGroup.logGroupName,
-      RealtimeBroadcastLogGroupName: realtime.broadcast.logGroup.logGroupName,
+      RealtimeConnectionsLogGroupName: realtime?.connections.logGroup.logGroupName,
+      RealtimeBroadcastLogGroupName: realtime?.broadcast.logGroup.logGroupName,
       ApiAccessLogGroupName: api.accessLogs.logGroupName,
       RestApiName: api.restApi.restApiName,
       StageName: api.stage.stageName,
-      RealtimeApiId: realtime.webSocketApi.apiId,
-      RealtimeStageName: realtime.stage.stageName,
-      RealtimeAccessLogGroupName: realtime.accessLogs.logGroupName,
+      RealtimeApiId: realtime?.webSocketApi.apiId,
+      RealtimeStageName: realtime?.stage.stageName,
+      RealtimeAccessLogGroupName: realtime?.accessLogs.logGroupName,
       TableName: data.table.tableName,
       KeywordIndexName: indexNamed(schema, 'keyword').name,
       DeletionQueueIndexName: indexNamed(schema, 'deletionQueue').name,
@@ -191,8 +211,8 @@ export class Brain2Stack extends Stack {
       CleanupDlqName: messaging.cleanup.deadLetterQueue.queueName,
       SimilarityQueueName: messaging.similarity.queue.queueName,
       SimilarityDlqName: messaging.similarity.deadLetterQueue.queueName,
-      RealtimeQueueName: messaging.realtime.queue.queueName,
-      RealtimeDlqName: messaging.realtime.deadLetterQueue.queueName,
+      RealtimeQueueName: realtime && messaging.realtime.queue.queueName,
+      RealtimeDlqName: realtime && messaging.realtime.deadLetterQueue.queueName,
       PublishDlqName: messaging.publishDeadLetterQueue.queueName,
       StreamFailuresQueueName: messaging.streamFailuresQueue.queueName,
       SharedCacheName: sharedCache?.cacheName,
@@ -248,14 +268,16 @@ export class Brain2Stack extends Stack {
       value: api.stage.stageName,
       description: 'CLOUDWATCH_STAGE of make loadtest CLOUDWATCH=1',
     });
-    new CfnOutput(this, 'RealtimeUrl', {
-      value: realtime.url,
-      description: 'WebSocket URL of real-time updates: clients connect to it with ?token=<the API bearer token>',
-    });
-    new CfnOutput(this, 'RealtimeApiId', {
-      value: realtime.webSocketApi.apiId,
-      description: 'The WebSocket API (ApiId of its AWS/ApiGateway metrics, with Stage live)',
-    });
+    if (realtime) {
+      new CfnOutput(this, 'RealtimeUrl', {
+        value: realtime.url,
+        description: 'WebSocket URL of real-time updates: clients connect to it with ?token=<the API bearer token>',
+      });
+      new CfnOutput(this, 'RealtimeApiId', {
+        value: realtime.webSocketApi.apiId,
+        description: 'The WebSocket API (ApiId of its AWS/ApiGateway metrics, with Stage live)',
+      });
+    }
     new CfnOutput(this, 'AlarmTopicArn', { value: observability.topic.topicArn });
     if (auth.userPool && auth.userPoolClient) {
       new CfnOutput(this, 'UserPoolId', { value: auth.userPool.userPoolId });

@@ -5,7 +5,7 @@ import { EVENTS_TABLE_ACCESS } from '../lib/access';
 import { EVENT_DELIVERIES } from '../lib/config';
 import { STREAM_ENTITIES, SWEEP_EVENT } from '../lib/constructs/compute';
 import { asList, logicalId, ofType, repoFile, roleStatements, serviceOf, synthesize, Synthesized, tempDir } from './helpers';
-import { lambdaBinaries, REALTIME_PENDING, realtimeLanded, serviceSettings } from './service-source';
+import { lambdaBinaries, serviceSettings } from './service-source';
 
 type FunctionKey = 'api' | 'cleanup' | 'similarity' | 'events';
 const FUNCTIONS: readonly FunctionKey[] = ['api', 'cleanup', 'similarity', 'events'];
@@ -76,24 +76,20 @@ test('each function runs its cargo binary on provided.al2023, arm64, with active
     expect(props.TracingConfig).toEqual({ Mode: 'Active' });
     expect(props.Description).toContain(`(${binary})`);
   }
-  // Then the realtime functions' (test/realtime.test.ts).
-  expect(serviceOf(synth).assets.stubs).toEqual([
-    'brain2-lambda',
-    'brain2-cleanup',
-    'brain2-similarity',
-    'brain2-events',
-    ...REALTIME_PENDING.binaries,
-  ]);
+  // The realtime functions' come with authMode=jwt alone (test/realtime.test.ts).
+  expect(serviceOf(synth).assets.stubs).toEqual(['brain2-lambda', 'brain2-cleanup', 'brain2-similarity', 'brain2-events']);
   expect(serviceOf(synth).compute.all.map((f) => logicalId(synth.stack, f.function))).toEqual(FUNCTIONS.map((key) => ids[key]));
 });
 
 test('make lambda-zips checks a zip for every function the stack deploys that backend/lambda builds', () => {
   const line = repoFile('Makefile').match(/^LAMBDA_BINS := (.*)$/m);
   expect(line).not.toBeNull();
-  // Until the realtime binaries land (REALTIME_PENDING), make deploy stops at their missing zips.
-  const built = serviceOf(synth).assets.stubs.filter((binary) => lambdaBinaries().includes(binary));
-  expect(built.length).toBeGreaterThanOrEqual(realtimeLanded() ? 6 : 4);
-  expect(line![1].split(/\s+/).sort()).toEqual([...built].sort());
+  // With authMode=jwt, which has every function (the realtime ones too).
+  const jwt = synthesize({ authMode: 'jwt' });
+  const deployed = serviceOf(jwt).assets.stubs;
+  expect(deployed).toHaveLength(6);
+  for (const binary of deployed) expect(lambdaBinaries()).toContain(binary);
+  expect(line![1].split(/\s+/).sort()).toEqual([...deployed].sort());
 });
 
 test('sizes, timeouts and reserved concurrency are set per function', () => {
@@ -177,7 +173,7 @@ describe('eventDelivery', () => {
   test('is outbox unless set, one of inline, background, outbox, and reaches every function', () => {
     expect(EVENT_DELIVERIES).toEqual(['inline', 'background', 'outbox']);
     for (const mode of ['inline', 'background'] as const) {
-      const other = synthesize({ eventDelivery: mode });
+      const other = synthesize({ eventDelivery: mode, authMode: 'jwt' });
       const functions = Object.values(ofType(other.json, 'AWS::Lambda::Function'));
       expect(functions).toHaveLength(6);
       for (const f of functions) expect(f.Properties.Environment.Variables.BRAIN2_EVENT_DELIVERY).toBe(mode);
@@ -313,10 +309,10 @@ describe('IAM: each function gets what its code calls and nothing else', () => {
 
 test('queue-fed functions report partial batch failures and never poll more than they may run', () => {
   const all = Object.values(ofType(synth.json, 'AWS::Lambda::EventSourceMapping'));
-  expect(all).toHaveLength(4);
-  // Cleanup, similarity and the realtime broadcast function (test/realtime.test.ts).
+  expect(all).toHaveLength(3);
+  // Cleanup and similarity; with authMode=jwt the realtime broadcast function too (test/realtime.test.ts).
   const mappings = all.filter((mapping) => mapping.Properties.FunctionName.Ref !== ids.events);
-  expect(mappings).toHaveLength(3);
+  expect(mappings).toHaveLength(2);
   for (const mapping of mappings) {
     expect(mapping.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
   }
@@ -420,13 +416,13 @@ describe('function code', () => {
 
   test('with the zips of cargo lambda, each function uses its own zip and no stub', () => {
     const assets = tempDir('brain2-zips-');
-    const binaries = serviceOf(synth).assets.stubs;
+    const binaries = serviceOf(synthesize({ authMode: 'jwt' })).assets.stubs;
     expect(binaries).toHaveLength(6);
     for (const binary of binaries) {
       fs.mkdirSync(path.join(assets, binary));
       fs.writeFileSync(path.join(assets, binary, 'bootstrap.zip'), `zip of ${binary}`);
     }
-    const built = synthesize({ allowStubAssets: 'false', lambdaAssets: assets });
+    const built = synthesize({ allowStubAssets: 'false', lambdaAssets: assets, authMode: 'jwt' });
     expect(serviceOf(built).assets.stubs).toEqual([]);
     expect(built.json.Rules?.RefuseStubAssets).toBeUndefined();
     const keys = Object.values(ofType(built.json, 'AWS::Lambda::Function')).map((f) => JSON.stringify(f.Properties.Code.S3Key));

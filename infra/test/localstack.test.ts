@@ -43,7 +43,7 @@ test('only the table, the bus, its rules and the queues: no function, API, auth,
   }
   expect(local.stack.service).toBeUndefined();
   // The aws target still has all of them.
-  for (const type of ['AWS::Lambda::Function', 'AWS::ApiGateway::RestApi', 'AWS::ApiGatewayV2::Api', 'AWS::Cognito::UserPool', 'AWS::CloudWatch::Alarm', 'AWS::CloudWatch::Dashboard']) {
+  for (const type of ['AWS::Lambda::Function', 'AWS::ApiGateway::RestApi', 'AWS::Cognito::UserPool', 'AWS::CloudWatch::Alarm', 'AWS::CloudWatch::Dashboard']) {
     expect(Object.keys(ofType(aws.json, type)).length).toBeGreaterThan(0);
   }
 });
@@ -145,8 +145,6 @@ test('the aws target keeps its outputs, and gets none of the worker queues\' (it
       'Dashboards',
       'EventBusName',
       'PublishDeadLetterQueueUrl',
-      'RealtimeApiId',
-      'RealtimeUrl',
       'RestApiName',
       'StageName',
       'StreamFailuresQueueUrl',

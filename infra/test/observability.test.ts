@@ -15,8 +15,9 @@ const dashboardFiles = fs.readdirSync(DASHBOARDS_DIR).filter((file) => file.ends
 
 beforeAll(() => {
   // Every optional part on, so that every file of alarms/ and dashboards/ is in the template;
-  // test/cache.test.ts checks what is left out without the shared cache.
-  synth = synthesize({ sharedCache: 'true' });
+  // test/cache.test.ts checks what is left out without the shared cache, and
+  // test/realtime.test.ts without the WebSocket API (authMode=cognito).
+  synth = synthesize({ sharedCache: 'true', authMode: 'jwt' });
   alarms = loadAlarms();
   templateAlarms = Object.fromEntries(
     Object.values(ofType(synth.json, 'AWS::CloudWatch::Alarm')).map((alarm) => [alarm.Properties.AlarmName, alarm.Properties]),
@@ -200,7 +201,7 @@ describe('alarms', () => {
   test('every function has an error-rate alarm (Errors / Invocations) and counts in lambda-throttles', () => {
     const { compute, realtime } = serviceOf(synth);
     const throttles = templateAlarms['brain2-lambda-throttles'];
-    const functions = [...compute.all, ...realtime.all];
+    const functions = [...compute.all, ...realtime!.all];
     expect(Object.keys(ofType(synth.json, 'AWS::Lambda::Function')).sort()).toEqual(functions.map((fn) => logicalId(synth.stack, fn.function)).sort());
     for (const fn of functions) {
       const name = { Ref: logicalId(synth.stack, fn.function) };

@@ -2,11 +2,22 @@ import { REALTIME_BROADCAST_TABLE_ACCESS, REALTIME_CONNECTIONS_TABLE_ACCESS } fr
 import { MAX_RECEIVES } from '../lib/constructs/messaging';
 import { REALTIME_ROUTES, REALTIME_STAGE_NAME } from '../lib/constructs/realtime';
 import { EVENT_SOURCE, REALTIME_DETAIL_TYPES } from '../lib/events';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import { loadAlarms } from '../lib/alarm-spec';
 import { asList, logicalId, ofType, only, repoFile, roleStatements, serviceOf, synthesize, Synthesized } from './helpers';
-import { REALTIME_PENDING, emfDimensions, knownSettings, lambdaBinaries, realtimeLanded, serviceMetrics, serviceSettings } from './service-source';
+import { emfDimensions, lambdaBinaries, serviceMetrics, serviceSettings } from './service-source';
 
+/** The realtime functions' binaries, settings only they read, and metrics (with their labels) of dashboards/realtime.json and its alarms. */
+const REALTIME_BINARIES = ['brain2-realtime-connections', 'brain2-realtime-broadcast'];
+const REALTIME_SETTINGS = ['BRAIN2_REALTIME_ENDPOINT', 'BRAIN2_REALTIME_QUEUE_URL'];
+const REALTIME_METRICS: Record<string, string[]> = {
+  brain2_realtime_posts_total: ['outcome'],
+  brain2_realtime_delivery_seconds: [],
+  brain2_realtime_connections: [],
+};
+
+/** With authMode=jwt, the one mode that has the WebSocket API. */
 let synth: Synthesized;
-let jwt: Synthesized;
 let ids: {
   api: string;
   stage: string;
@@ -18,15 +29,12 @@ let ids: {
   queue: string;
   dlq: string;
   rule: string;
-  userPool: string;
-  userPoolClient: string;
 };
 
 beforeAll(() => {
-  synth = synthesize();
-  jwt = synthesize({ authMode: 'jwt' });
+  synth = synthesize({ authMode: 'jwt' });
   const { stack } = synth;
-  const { realtime, auth } = serviceOf(synth);
+  const realtime = serviceOf(synth).realtime!;
   const m = stack.messaging;
   ids = {
     api: logicalId(stack, realtime.webSocketApi),
@@ -39,8 +47,6 @@ beforeAll(() => {
     queue: logicalId(stack, m.realtime.queue),
     dlq: logicalId(stack, m.realtime.deadLetterQueue),
     rule: logicalId(stack, m.realtime.rule),
-    userPool: logicalId(stack, auth.userPool!),
-    userPoolClient: logicalId(stack, auth.userPoolClient!),
   };
 });
 
@@ -48,19 +54,12 @@ const ref = (id: string) => ({ Ref: id });
 const arn = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
 
 function environmentOf(of: Synthesized, fn: 'connections' | 'broadcast'): Record<string, any> {
-  const realtime = serviceOf(of).realtime;
+  const realtime = serviceOf(of).realtime!;
   return of.json.Resources[logicalId(of.stack, realtime[fn].function)].Properties.Environment.Variables;
 }
 
 function statementsOf(id: string): any[] {
   return roleStatements(synth.json, synth.json.Resources[id].Properties.Role['Fn::GetAtt'][0]);
-}
-
-/** `https://cognito-idp.<region>.<url suffix>/<pool id>` as the template joins it, with `tail` after it. */
-function cognitoUrl(tail = ''): unknown {
-  return {
-    'Fn::Join': ['', ['https://cognito-idp.', ref('AWS::Region'), '.', ref('AWS::URLSuffix'), '/', ref(ids.userPool), ...(tail ? [tail] : [])]],
-  };
 }
 
 describe('the WebSocket API', () => {
@@ -115,7 +114,7 @@ describe('the stage', () => {
     // Access logs go through the account's API Gateway logging role: the stage waits for it.
     expect(asList(stage.DependsOn)).toContain(logicalId(synth.stack, serviceOf(synth).api.accountLogging));
 
-    const other = synthesize({ realtimeThrottleRateLimit: '20', realtimeThrottleBurstLimit: '40' });
+    const other = synthesize({ authMode: 'jwt', realtimeThrottleRateLimit: '20', realtimeThrottleBurstLimit: '40' });
     const [, throttled] = only(ofType(other.json, 'AWS::ApiGatewayV2::Stage'), 'stage');
     expect(throttled.Properties.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 });
     expect(() => synthesize({ realtimeThrottleBurstLimit: '0' })).toThrow(/context realtimeThrottleBurstLimit must be an integer from 1 to 5000/);
@@ -180,9 +179,9 @@ describe('the realtime queue', () => {
     expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
     // No reserved concurrency by default, so nothing bounds the pollers.
     expect(mapping.ScalingConfig).toBeUndefined();
-    const reserved = synthesize({ realtimeBroadcastReservedConcurrency: '4' });
+    const reserved = synthesize({ authMode: 'jwt', realtimeBroadcastReservedConcurrency: '4' });
     const bounded = Object.values(ofType(reserved.json, 'AWS::Lambda::EventSourceMapping')).find(
-      (candidate) => candidate.Properties.FunctionName.Ref === logicalId(reserved.stack, serviceOf(reserved).realtime.broadcast.function),
+      (candidate) => candidate.Properties.FunctionName.Ref === logicalId(reserved.stack, serviceOf(reserved).realtime!.broadcast.function),
     )!;
     expect(bounded.Properties.ScalingConfig).toEqual({ MaximumConcurrency: 4 });
     expect(() => synthesize({ realtimeBroadcastReservedConcurrency: '1' })).toThrow(
@@ -204,12 +203,13 @@ describe('the functions', () => {
       expect(props.TracingConfig).toEqual({ Mode: 'Active' });
     }
     const sized = synthesize({
+      authMode: 'jwt',
       realtimeConnectionsMemoryMb: '512',
       realtimeConnectionsTimeoutSeconds: '29',
       realtimeConnectionsReservedConcurrency: '20',
       realtimeBroadcastTimeoutSeconds: '60',
     });
-    const { realtime } = serviceOf(sized);
+    const realtime = serviceOf(sized).realtime!;
     expect(sized.json.Resources[logicalId(sized.stack, realtime.connections.function)].Properties).toMatchObject({
       MemorySize: 512,
       Timeout: 29,
@@ -233,39 +233,31 @@ describe('the functions', () => {
     });
   });
 
-  test('in cognito mode the connections function verifies the pool\'s ID tokens: its JWKS, its issuer, the app client as audience', () => {
-    expect(environmentOf(synth, 'connections')).toEqual({
+  test('the connections function checks tokens as the API function does (jwt mode), with the same secret reference', () => {
+    const env = environmentOf(synth, 'connections');
+    const api = synth.json.Resources[logicalId(synth.stack, serviceOf(synth).compute.api.function)].Properties.Environment.Variables;
+    expect(env).toEqual({
       BRAIN2_TABLE: ref(ids.table),
       BRAIN2_EVENT_BUS: ref(ids.bus),
       BRAIN2_PROFILE: 'optimized',
       BRAIN2_EVENT_DELIVERY: 'outbox',
-      BRAIN2_AUTH_MODE: 'cognito',
-      BRAIN2_JWKS_URL: cognitoUrl('/.well-known/jwks.json'),
-      BRAIN2_JWT_ISSUER: cognitoUrl(),
-      BRAIN2_JWT_AUDIENCE: ref(ids.userPoolClient),
+      BRAIN2_AUTH_MODE: 'jwt',
+      BRAIN2_JWT_SECRET: api.BRAIN2_JWT_SECRET,
     });
-  });
-
-  test('in jwt mode it checks tokens as the API function does, with the same secret reference', () => {
-    const env = environmentOf(jwt, 'connections');
-    const api = jwt.json.Resources[logicalId(jwt.stack, serviceOf(jwt).compute.api.function)].Properties.Environment.Variables;
     expect(env.BRAIN2_AUTH_MODE).toBe('jwt');
     expect(env.BRAIN2_JWT_SECRET).toEqual(api.BRAIN2_JWT_SECRET);
     expect(JSON.stringify(env.BRAIN2_JWT_SECRET)).toContain('{{resolve:secretsmanager:');
-    for (const name of ['BRAIN2_JWKS_URL', 'BRAIN2_JWT_ISSUER', 'BRAIN2_JWT_AUDIENCE']) expect(env[name]).toBeUndefined();
     // Nor does the broadcast function get the secret.
-    expect(environmentOf(jwt, 'broadcast').BRAIN2_JWT_SECRET).toBeUndefined();
-    expect(environmentOf(jwt, 'broadcast').BRAIN2_AUTH_MODE).toBe('apigateway');
+    expect(environmentOf(synth, 'broadcast').BRAIN2_JWT_SECRET).toBeUndefined();
+    expect(environmentOf(synth, 'broadcast').BRAIN2_AUTH_MODE).toBe('apigateway');
   });
 
-  test('every setting they get is one the service reads (the realtime ones as agreed until they land), and the stack owns the new ones', () => {
-    const known = knownSettings();
-    for (const of of [synth, jwt]) {
-      for (const fn of ['connections', 'broadcast'] as const) {
-        for (const name of Object.keys(environmentOf(of, fn))) expect({ fn, name, known: known.has(name) }).toEqual({ fn, name, known: true });
-      }
+  test('every setting they get is one the service reads, and the stack owns the new one', () => {
+    const known = serviceSettings();
+    for (const fn of ['connections', 'broadcast'] as const) {
+      for (const name of Object.keys(environmentOf(synth, fn))) expect({ fn, name, known: known.has(name) }).toEqual({ fn, name, known: true });
     }
-    for (const name of REALTIME_PENDING.settings) {
+    for (const name of ['BRAIN2_REALTIME_ENDPOINT']) {
       expect(() => synthesize({ serviceSettings: JSON.stringify({ [name]: 'x' }) })).toThrow(/set by the stack/);
     }
   });
@@ -391,15 +383,49 @@ test('the localstack target has the realtime queue, its dead-letter queue and ru
   expect(local.json.Outputs!.RealtimeUrl).toBeUndefined();
 });
 
-// Skipped, and named so, until backend/lambda declares the realtime binaries; then it holds
-// the service's source to what the stack gives and watches.
-(realtimeLanded() ? test : test.skip)('backend/lambda builds both realtime binaries, make lambda-zips checks them, and the service reads their settings and records their metrics', () => {
-  for (const binary of REALTIME_PENDING.binaries) {
+test('in cognito mode (the default) the WebSocket API is left out with a note: no API, no realtime function, dashboard or alarm; the queue and rule stay', () => {
+  const cognito = synthesize();
+  expect(serviceOf(cognito).realtime).toBeUndefined();
+  expect(ofType(cognito.json, 'AWS::ApiGatewayV2::Api')).toEqual({});
+  expect(Object.keys(cognito.json.Resources).filter((id) => cognito.json.Resources[id].Type.startsWith('AWS::ApiGatewayV2::'))).toEqual([]);
+  const functionNames = Object.values(ofType(cognito.json, 'AWS::Lambda::Function')).map((fn) => fn.Properties.FunctionName);
+  expect(functionNames.filter((name) => /realtime/.test(String(name)))).toEqual([]);
+  expect(serviceOf(cognito).assets.stubs.filter((binary) => REALTIME_BINARIES.includes(binary))).toEqual([]);
+  const dashboards = Object.values(ofType(cognito.json, 'AWS::CloudWatch::Dashboard')).map((d) => d.Properties.DashboardName);
+  expect(dashboards).not.toContain('brain2-realtime');
+  expect(cognito.json.Outputs!.Dashboards.Value).not.toContain('brain2-realtime');
+  const alarms = Object.fromEntries(Object.values(ofType(cognito.json, 'AWS::CloudWatch::Alarm')).map((alarm) => [alarm.Properties.AlarmName, alarm.Properties]));
+  const realtimeAlarms = loadAlarms().filter((spec) => spec.name.startsWith('realtime-')).map((spec) => `brain2-${spec.name}`);
+  expect(realtimeAlarms.length).toBeGreaterThanOrEqual(5);
+  for (const name of realtimeAlarms) expect(alarms[name]).toBeUndefined();
+  // lambda-throttles sums the throttles of the functions that are there.
+  const throttles = alarms['brain2-lambda-throttles'];
+  expect(throttles.Metrics.find((m: any) => m.Expression).Expression).toBe('FILL(api, 0) + FILL(cleanup, 0) + FILL(similarity, 0) + FILL(events, 0)');
+  expect(throttles.Metrics.filter((m: any) => m.MetricStat).map((m: any) => m.Id).sort()).toEqual(['api', 'cleanup', 'events', 'similarity']);
+  expect(JSON.stringify(cognito.json)).not.toContain('brain2-realtime-connections');
+  expect(JSON.stringify(cognito.json)).not.toContain('brain2-realtime-broadcast');
+  expect(cognito.json.Outputs!.RealtimeUrl).toBeUndefined();
+  expect(cognito.json.Outputs!.RealtimeApiId).toBeUndefined();
+  // The realtime queue, its dead-letter queue and rule are not auth-dependent.
+  const m = cognito.stack.messaging;
+  for (const construct of [m.realtime.queue, m.realtime.deadLetterQueue, m.realtime.rule]) {
+    const id = logicalId(cognito.stack, construct);
+    expect(cognito.json.Resources[id]).toEqual(synth.json.Resources[id]);
+  }
+  Annotations.fromStack(cognito.stack).hasInfo(
+    '/Brain2',
+    Match.stringLikeRegexp('WebSocket API .* is left out: its \\$connect verifies only the HS256 tokens of authMode=jwt'),
+  );
+  expect(Annotations.fromStack(synth.stack).findInfo('*', Match.stringLikeRegexp('WebSocket API'))).toEqual([]);
+});
+
+test('backend/lambda builds both realtime binaries, make lambda-zips checks them, and the service reads their settings and records their metrics', () => {
+  for (const binary of REALTIME_BINARIES) {
     expect(lambdaBinaries()).toContain(binary);
     expect(repoFile('Makefile').match(/^LAMBDA_BINS := (.*)$/m)![1].split(/\s+/)).toContain(binary);
   }
-  for (const setting of REALTIME_PENDING.settings) expect(serviceSettings()).toContain(setting);
-  for (const [metric, labels] of Object.entries(REALTIME_PENDING.metrics)) {
+  for (const setting of REALTIME_SETTINGS) expect(serviceSettings()).toContain(setting);
+  for (const [metric, labels] of Object.entries(REALTIME_METRICS)) {
     expect(serviceMetrics().has(metric)).toBe(true);
     expect(emfDimensions(metric)).toEqual(['Function', ...labels].sort());
   }

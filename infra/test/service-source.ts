@@ -71,37 +71,7 @@ export function serviceMetrics(): Map<string, Set<string>> {
 /** The EMF dimensions of one of the service's metrics: `Function` and its labels. */
 export function emfDimensions(metric: string): string[] | undefined {
   const labels = serviceMetrics().get(metric);
-  if (labels) return ['Function', ...labels].sort();
-  const pending = realtimeLanded() ? undefined : REALTIME_PENDING.metrics[metric];
-  return pending && ['Function', ...pending].sort();
-}
-
-/**
- * The realtime functions' side of the service as the stack expects it: their `[[bin]]`
- * names in backend/lambda, the settings they read that nothing else does, and the metrics
- * (with their labels) that dashboards/realtime.json and the realtime alarms use. Until
- * backend/lambda declares both binaries, the checks against the service's source take these
- * in its place; from then on they hold the source itself to them (`realtimeLanded`).
- */
-export const REALTIME_PENDING = {
-  binaries: ['brain2-realtime-connections', 'brain2-realtime-broadcast'],
-  settings: ['BRAIN2_JWKS_URL', 'BRAIN2_REALTIME_ENDPOINT'],
-  metrics: {
-    brain2_realtime_posts_total: ['outcome'],
-    brain2_realtime_delivery_seconds: [],
-  } as Record<string, string[]>,
-} as const;
-
-/** Whether backend/lambda declares the realtime functions' binaries. */
-export function realtimeLanded(): boolean {
-  return REALTIME_PENDING.binaries.every((binary) => lambdaBinaries().includes(binary));
-}
-
-/** The settings a function may be given: those the service reads, and the realtime functions' until they land. */
-export function knownSettings(): Set<string> {
-  const known = serviceSettings();
-  if (!realtimeLanded()) REALTIME_PENDING.settings.forEach((setting) => known.add(setting));
-  return known;
+  return labels && ['Function', ...labels].sort();
 }
 
 /**

@@ -1,4 +1,4 @@
-import { Aws, Duration, RemovalPolicy, SecretValue, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, SecretValue, Validations } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
@@ -88,22 +88,15 @@ export class Authentication extends Construct {
 
   /**
    * The authentication settings of the realtime connections function, which checks the token
-   * a client connects with itself (a WebSocket `$connect` has no Cognito authorizer in front):
-   * in jwt mode the API function's own, so a token the API takes opens a connection too; in
-   * cognito mode the user pool's ID tokens, verified against its published keys (JWKS), with
-   * its issuer and this app client as the audience.
+   * a client connects with itself (a WebSocket `$connect` has no authorizer in front): the API
+   * function's own, so a token the API takes opens a connection too. It verifies HS256 tokens
+   * only, so jwt mode alone has it (the stack leaves the WebSocket API out with Cognito).
    */
   realtimeSettings(): Record<string, string> {
-    if (!this.userPool || !this.userPoolClient) {
-      return this.apiSettings();
+    if (this.mode !== 'jwt') {
+      throw new Error('the realtime connections function verifies the HS256 tokens of authMode=jwt only');
     }
-    const issuer = `https://cognito-idp.${Aws.REGION}.${Aws.URL_SUFFIX}/${this.userPool.userPoolId}`;
-    return {
-      BRAIN2_AUTH_MODE: 'cognito',
-      BRAIN2_JWKS_URL: `${issuer}/.well-known/jwks.json`,
-      BRAIN2_JWT_ISSUER: issuer,
-      BRAIN2_JWT_AUDIENCE: this.userPoolClient.userPoolClientId,
-    };
+    return this.apiSettings();
   }
 
   /** The authentication settings of the API function. */

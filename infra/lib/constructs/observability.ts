@@ -112,7 +112,8 @@ export class Observability extends Construct {
     this.dashboards.set(name, dashboard);
   }
 
-  private addAlarm(props: ObservabilityProps, spec: AlarmSpec): void {
+  private addAlarm(props: ObservabilityProps, given: AlarmSpec): void {
+    const spec = withoutAbsentTerms(props.placeholders, given);
     if (props.placeholders.usesAbsent(spec)) return;
     const where = `alarms/${spec.name}.json`;
     const period = Duration.seconds(spec.period);
@@ -150,4 +151,49 @@ export class Observability extends Construct {
     alarm.addOkAction(new actions.SnsAction(this.topic));
     this.alarms.set(spec.name, alarm);
   }
+}
+
+/**
+ * A math alarm that sums its metrics (`FILL(a, 0) + FILL(b, 0) + …`, as lambda-throttles
+ * does over every function) without the terms whose metric names a part the deployment
+ * leaves out: the sum over the parts that are there. Any other alarm is returned as it is
+ * (and is left out whole if it names such a part).
+ */
+export function withoutAbsentTerms(placeholders: Placeholders, spec: AlarmSpec): AlarmSpec {
+  if (!spec.math) return spec;
+  const absent = Object.keys(spec.math.metrics).filter((id) => placeholders.usesAbsent(spec.math!.metrics[id]));
+  if (absent.length === 0 || absent.length === Object.keys(spec.math.metrics).length) return spec;
+  const terms = topLevelTerms(spec.math.expression);
+  if (!terms) return spec;
+  const mentions = (term: string, id: string) => new RegExp(`\\b${id}\\b`).test(term);
+  const kept = terms.filter((term) => !absent.some((id) => mentions(term, id)));
+  if (kept.length === 0 || kept.length === terms.length) return spec;
+  return {
+    ...spec,
+    math: {
+      ...spec.math,
+      expression: kept.join(' + '),
+      metrics: Object.fromEntries(Object.entries(spec.math.metrics).filter(([id]) => !absent.includes(id))),
+    },
+  };
+}
+
+/** The summands of an expression that is a sum at its top level, or undefined if it is not one. */
+function topLevelTerms(expression: string): string[] | undefined {
+  const terms: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < expression.length; i += 1) {
+    const c = expression[i];
+    if (c === '(') depth += 1;
+    else if (c === ')') depth -= 1;
+    else if (depth === 0 && c === '+') {
+      terms.push(expression.slice(start, i).trim());
+      start = i + 1;
+    } else if (depth === 0 && /[-*/]/.test(c)) {
+      return undefined;
+    }
+  }
+  terms.push(expression.slice(start).trim());
+  return terms.every((term) => term.length > 0) ? terms : undefined;
 }

@@ -52,7 +52,8 @@ export interface RealtimeProps {
  * - the WebSocket API `<prefix>-realtime`, whose `$connect`, `$disconnect` and `$default`
  *   routes go to the connections function (`brain2-realtime-connections`). It checks the
  *   token a client connects with (`?token=`, or a `Sec-WebSocket-Protocol` value) as the API
- *   does (`Authentication.realtimeSettings`), and keeps one connection item per connection
+ *   does in `authMode=jwt`, the one mode it can verify (`Authentication.realtimeSettings`;
+ *   the stack makes this construct in that mode only), and keeps one connection item per connection
  *   under its user, with a lookup item by connection id;
  * - its stage `live`, throttled by default route settings, with access logs that leave out
  *   the query string (the token travels in it) and no data tracing;
@@ -61,8 +62,7 @@ export interface RealtimeProps {
  *   to the user's connections through the stage's management API (`BRAIN2_REALTIME_ENDPOINT`)
  *   and deletes the connections that are gone.
  * Neither function reads the graph, so neither uses the shared cache: they run on Lambda's own
- * network, which reaches the user pool's keys and the management API (the cache's VPC has no
- * way out).
+ * network, which reaches the management API (the cache's VPC has no way out).
  */
 export class Realtime extends Construct {
   readonly connections: ServiceFunction;
