@@ -61,22 +61,17 @@ impl LiveFeed {
         Ok(())
     }
 
-    /// Reads queue message bodies, publishes the events among them, and returns how many
-    /// bodies were not events (acknowledged: no retry can make them readable).
-    pub async fn publish_bodies<'a>(&self, bodies: impl IntoIterator<Item = &'a str>) -> Result<usize, StoreError> {
-        let mut skipped = 0;
+    /// Reads queue message bodies and publishes the events among them; the bodies that are
+    /// not events are logged and acknowledged with the rest (no retry can make them readable).
+    pub async fn publish_bodies<'a>(&self, bodies: impl IntoIterator<Item = &'a str>) -> Result<(), StoreError> {
         let mut events = Vec::new();
         for body in bodies {
             match live_event_from_bus(body) {
                 Ok(event) => events.push(event),
-                Err(unrecognised) => {
-                    tracing::warn!(%unrecognised, "realtime message skipped");
-                    skipped += 1;
-                }
+                Err(unrecognised) => tracing::warn!(%unrecognised, "realtime message skipped"),
             }
         }
-        self.publish(events).await?;
-        Ok(skipped)
+        self.publish(events).await
     }
 
     /// Feeds the clients from the realtime queue until the process ends: each batch is

@@ -95,14 +95,7 @@ impl WebSocketRoutes {
         query_token: Option<&str>,
         protocols: Option<&str>,
     ) -> Result<UserId, ApiError> {
-        let Some(token) = protocol::offered_token(query_token, protocols) else {
-            return Err(ApiError::new(
-                http::StatusCode::UNAUTHORIZED,
-                "missing-token",
-                "send the token as ?token=<token> (or the subprotocol bearer.<token>)",
-            ));
-        };
-        let user = self.authenticator.verify_token(token)?;
+        let user = protocol::authenticate(&self.authenticator, query_token, protocols)?;
         self.registry
             .register(&user, connection_id)
             .await
@@ -133,12 +126,7 @@ impl WebSocketRoutes {
             if replay.len() <= MAX_GATEWAY_FRAME_BYTES {
                 return Ok(replay);
             }
-            let reason = "more changes were missed than one message holds".to_owned();
-            let reload = [
-                ServerMessage::Control(Control::Reload { reason }),
-                ServerMessage::Control(Control::Ready { replayed: 0 }),
-            ];
-            return Ok(frame(&reload));
+            return Ok(frame(&protocol::reload("more changes were missed than one message holds")));
         }
         let subscription = message.subscription().unwrap_or_default();
         self.registry.subscribe(&user, connection_id, &subscription).await?;

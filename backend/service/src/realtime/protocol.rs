@@ -6,7 +6,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::live::{EdgeEnds, LiveChange, LiveEvent, Subject, Subscription};
+use axum::http::StatusCode;
+
 use crate::domain::{NodeId, UserId};
+use crate::http::auth::Authenticator;
+use crate::http::problem::ApiError;
 use crate::ports::{Replay, StoreError};
 use crate::worker::{UnrecognisedMessage, field};
 
@@ -130,23 +134,27 @@ pub fn subscribed(subscription: &Subscription) -> Control {
 /// What a resuming client is sent: the changes it missed, or the advice to reload; then
 /// `ready`.
 pub fn replay_messages(replay: Result<Replay, StoreError>) -> Vec<ServerMessage> {
-    let (mut messages, replayed) = match replay {
+    let (mut messages, replayed): (Vec<ServerMessage>, usize) = match replay {
         Ok(Replay::Missed(changes)) => {
             let count = changes.len();
             (changes.into_iter().map(ServerMessage::Change).collect(), count)
         }
-        Ok(Replay::Lost) => (vec![reload("the last event id is older than the change log keeps, or unknown")], 0),
+        Ok(Replay::Lost) => return reload("the last event id is older than the change log keeps, or unknown"),
         Err(error) => {
             tracing::warn!(%error, "the change log could not be read for a replay");
-            (vec![reload("the change log could not be read")], 0)
+            return reload("the change log could not be read");
         }
     };
     messages.push(ServerMessage::Control(Control::Ready { replayed }));
     messages
 }
 
-fn reload(reason: &str) -> ServerMessage {
-    ServerMessage::Control(Control::Reload { reason: reason.to_owned() })
+/// The answer to a client that cannot be given a replay: `reload`, then `ready`.
+pub fn reload(reason: &str) -> Vec<ServerMessage> {
+    vec![
+        ServerMessage::Control(Control::Reload { reason: reason.to_owned() }),
+        ServerMessage::Control(Control::Ready { replayed: 0 }),
+    ]
 }
 
 /// The subprotocol a client may offer alongside its token (`Sec-WebSocket-Protocol:
@@ -162,6 +170,22 @@ pub fn offered_token<'a>(query_token: Option<&'a str>, protocols: Option<&'a str
     })
 }
 
+/// The user of the token a client offered, or the 401 refusal answered before the upgrade.
+pub fn authenticate(
+    authenticator: &Authenticator,
+    query_token: Option<&str>,
+    protocols: Option<&str>,
+) -> Result<UserId, ApiError> {
+    let token = offered_token(query_token, protocols).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing-token",
+            "send the token as ?token=<token> (or the subprotocol bearer.<token>)",
+        )
+    })?;
+    authenticator.verify_token(token)
+}
+
 /// Reads a client frame, or says why it cannot be acted on.
 pub fn read_client_message(text: &str) -> Result<ClientMessage, Control> {
     if text.len() > MAX_CLIENT_FRAME_BYTES {
@@ -172,7 +196,10 @@ pub fn read_client_message(text: &str) -> Result<ClientMessage, Control> {
     }
     let message: ClientMessage = serde_json::from_str(text).map_err(|error| Control::Error {
         code: "invalid-message",
-        detail: format!("expected {{\"type\":\"subscribe\",\"nodeIds\":[...]}} or {{\"type\":\"ping\"}}: {error}"),
+        detail: format!(
+            "expected {{\"type\":\"subscribe\",\"nodeIds\":[...]}}, {{\"type\":\"ping\"}} or \
+             {{\"type\":\"resume\",\"lastEventId\":\"...\"}}: {error}"
+        ),
     })?;
     if let ClientMessage::Subscribe { node_ids: Some(nodes) } = &message
         && nodes.len() > Subscription::MAX_NODES

@@ -73,15 +73,7 @@ async fn upgrade(
         }
     };
     let protocols = headers.get(header::SEC_WEBSOCKET_PROTOCOL).and_then(|value| value.to_str().ok());
-    let Some(token) = protocol::offered_token(query.token.as_deref(), protocols) else {
-        return ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing-token",
-            "send the token as ?token=<token> (or the subprotocol bearer.<token>)",
-        )
-        .into_response();
-    };
-    let user = match sockets.authenticator.verify_token(token) {
+    let user = match protocol::authenticate(&sockets.authenticator, query.token.as_deref(), protocols) {
         Ok(user) => user,
         Err(refused) => return refused.into_response(),
     };

@@ -162,12 +162,17 @@ impl ClientFactory {
     /// Loads a fresh SDK configuration and builds new clients with their own connection
     /// pool: what the process does once, or (with `client_reuse` off) every request.
     pub async fn build(&self) -> AwsClients {
-        let http = https_client(self.roots);
-        let simulated = self.network.affects_aws().then(|| self.network.wrap(http.clone()));
-        let sdk = sdk_config(self.source, http).await;
+        let (sdk, simulated) = self.sdk().await;
         costs::record_client_built();
         metric::sdk_clients_built();
         AwsClients::new(&sdk, &self.endpoints, simulated.as_ref(), self.network.faults.is_some())
+    }
+
+    /// A fresh SDK configuration, and the simulated network's HTTP client when there is one.
+    async fn sdk(&self) -> (SdkConfig, Option<SharedHttpClient>) {
+        let http = https_client(self.roots);
+        let simulated = self.network.affects_aws().then(|| self.network.wrap(http.clone()));
+        (sdk_config(self.source, http).await, simulated)
     }
 }
 
@@ -219,9 +224,7 @@ impl ClientFactory {
     /// stage (`https://<api id>.execute-api.<region>.amazonaws.com/<stage>`): the one
     /// client only the broadcaster needs.
     pub async fn management_api(&self, endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
-        let http = https_client(self.roots);
-        let simulated = self.network.affects_aws().then(|| self.network.wrap(http.clone()));
-        let sdk = sdk_config(self.source, http).await;
+        let (sdk, simulated) = self.sdk().await;
         service_config!(
             aws_sdk_apigatewaymanagement,
             &sdk,

@@ -65,9 +65,9 @@ impl DynamoLive {
         change.insert(CHANGE_ATTRIBUTE.into(), string(json));
         let mut marker = primary_key(partition, keys::change_marker_sort_key(event.change.event_id));
         marker.insert(POSITION_ATTRIBUTE.into(), string(position));
-        for item in [&mut change, &mut marker] {
-            item.insert(SCHEMA.ttl_attribute.clone(), expires_in(CHANGE_LOG_RETENTION));
-        }
+        let expires = expires_in(CHANGE_LOG_RETENTION);
+        change.insert(SCHEMA.ttl_attribute.clone(), expires.clone());
+        marker.insert(SCHEMA.ttl_attribute.clone(), expires);
         Ok([change, marker])
     }
 
@@ -75,6 +75,13 @@ impl DynamoLive {
     fn expired(item: &Item) -> bool {
         let expires = item.get(&SCHEMA.ttl_attribute).and_then(|value| value.as_n().ok()?.parse::<i64>().ok());
         expires.is_some_and(|expires| expires <= Utc::now().timestamp())
+    }
+
+    /// A connection item and its owner item are written and deleted together.
+    async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        batch::retry_transient(|| self.client().transact_write_items().set_transact_items(Some(writes.clone())).send())
+            .await
+            .map(|_| ())
     }
 
     fn connection_key(user: &UserId, connection_id: &str) -> Item {
@@ -197,10 +204,7 @@ impl ConnectionRegistry for DynamoLive {
                 .map(|put| TransactWriteItem::builder().put(put).build())
                 .map_err(build_error)
         };
-        let writes = vec![put(connection)?, put(owner)?];
-        batch::retry_transient(|| self.client().transact_write_items().set_transact_items(Some(writes.clone())).send())
-            .await
-            .map(|_| ())
+        self.transact(vec![put(connection)?, put(owner)?]).await
     }
 
     async fn unregister(&self, connection_id: &str) -> Result<Option<UserId>, StoreError> {
@@ -215,9 +219,11 @@ impl ConnectionRegistry for DynamoLive {
                 .map(|delete| TransactWriteItem::builder().delete(delete).build())
                 .map_err(build_error)
         };
-        let writes = vec![delete(Self::connection_key(&user, connection_id))?, delete(Self::owner_key(connection_id))?];
-        batch::retry_transient(|| self.client().transact_write_items().set_transact_items(Some(writes.clone())).send())
-            .await?;
+        self.transact(vec![
+            delete(Self::connection_key(&user, connection_id))?,
+            delete(Self::owner_key(connection_id))?,
+        ])
+        .await?;
         Ok(Some(user))
     }
 
